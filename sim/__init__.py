@@ -1,0 +1,1 @@
+"""The SimPy host: the kernel's actors in virtual time, scenarios, and results."""
