@@ -352,13 +352,13 @@ def _tname(v: Any) -> str:
 def _str(v: Any) -> str:
     if type(v) is not str:
         _fail(f"expected a string, got {_tname(v)}")
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _int(v: Any) -> int:
     if type(v) is not int:
         _fail(f"expected an integer, got {_tname(v)}")
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _float(v: Any) -> float:
@@ -366,7 +366,7 @@ def _float(v: Any) -> float:
     if t is float:
         if not math.isfinite(v):
             _fail(f"expected a finite number, got {v!r}")
-        return v  # type: ignore[no-any-return]
+        return v
     if t is int:
         return float(v)
     _fail(f"expected a number, got {_tname(v)}")
@@ -375,13 +375,13 @@ def _float(v: Any) -> float:
 def _bool(v: Any) -> bool:
     if type(v) is not bool:
         _fail(f"expected a boolean, got {_tname(v)}")
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _bytes(v: Any) -> bytes:
     if type(v) is not bytes:
         _fail(f"expected bytes, got {_tname(v)}")
-    return v  # type: ignore[no-any-return]
+    return v
 
 
 def _resources(v: Any) -> Resources:

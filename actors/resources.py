@@ -156,6 +156,7 @@ class Resources:
     _scalars: dict[str, int]
     _ranges: dict[str, Ranges]
     _role: str
+    _hash: int | None
 
     def __init__(
         self,

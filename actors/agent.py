@@ -1,0 +1,483 @@
+"""The agent: registers its resources, runs tasks through executors, and
+carries status updates to the master reliably.
+
+Executors are child actors (one per command task; one per task group's
+executor for the default executor).  Status updates are kept per task in a
+stream: only the head of a stream is in flight, it is resent with exponential
+backoff until the framework's acknowledgement comes back through the master,
+and the next one follows only then - so updates arrive at least once and in
+order per task.  Each forwarded update carries the task's latest known state,
+so the master frees a finished task's resources even while earlier updates
+are still being delivered.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from thespian.actors import ActorAddress, ActorExitRequest
+
+from . import messages as M
+from .base import ConfigError, KernelActor, handles, setting
+from .messages import Reason, Source, TaskState
+from .ports import Discovered
+from .resources import Resources
+
+TS = TaskState
+COMMAND_EXECUTOR = "actors.executor.CommandExecutor"
+DEFAULT_EXECUTOR = "actors.executor.DefaultExecutor"
+RETRY_MIN = 10.0      # Mesos STATUS_UPDATE_RETRY_INTERVAL_MIN
+RETRY_MAX = 600.0     # Mesos STATUS_UPDATE_RETRY_INTERVAL_MAX
+
+
+@dataclass(slots=True)
+class ExecRec:
+    framework_id: str
+    info: M.ExecutorInfo
+    address: ActorAddress
+    addr_text: str
+    container_id: str
+    tasks: dict[str, M.TaskInfo] = field(default_factory=dict)
+    states: dict[str, TaskState] = field(default_factory=dict)
+    subscribed: bool = False
+    exiting: bool = False
+    bound: bool = False       # address is the executor's real one (it has spoken)
+    seen: set[str] = field(default_factory=set)   # update uuids taken in charge
+
+
+@dataclass(slots=True)
+class Stream:
+    """The pending status updates of one task, oldest first."""
+
+    pending: deque[M.StatusUpdate] = field(default_factory=deque)
+    sent_at: float = -1.0
+    interval: float = RETRY_MIN
+
+
+class Agent(KernelActor):
+    component = "agent"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.master: ActorAddress | None = None
+        self.agent_id = ""
+        self.registered = False
+        self.refused = ""
+        self.info: M.AgentInfo | None = None
+        self.frameworks: dict[str, M.FrameworkInfo] = {}
+        self.executors: dict[tuple[str, str], ExecRec] = {}
+        self.exec_by_addr: dict[str, tuple[str, str]] = {}
+        self.streams: dict[tuple[str, str], Stream] = {}
+        self._register_attempts = 0
+        self._next_container = 0
+        self._next_update = 0
+        self.retry_min = RETRY_MIN
+        self.retry_max = RETRY_MAX
+        self.backoff = 1.0
+        self.work_dir = ""
+        self.executor_settings: dict[str, Any] = {}
+        self.executor_ports: tuple[tuple[str, str], ...] = ()
+
+    # ------------------------------------------------------------------ set-up
+
+    def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
+        self.master = self.address_of(setting(settings, "master", str))
+        self.work_dir = setting(settings, "work_dir", str, "/tmp/impresario")
+        self.backoff = setting(settings, "registration_backoff", float, 1.0)
+        self.retry_min = setting(settings, "status_update_retry_min", float, RETRY_MIN)
+        self.retry_max = setting(settings, "status_update_retry_max", float, RETRY_MAX)
+        discovered = None
+        if "discovery" in self.ports:
+            discovered = self.ports["discovery"]()
+            if not isinstance(discovered, Discovered):
+                raise ConfigError("the discovery port returned something else than Discovered")
+        resources = discovered.resources if discovered else Resources()
+        override = settings.get("resources")
+        if override:
+            try:
+                given = Resources.parse(override) if isinstance(override, str) else Resources(
+                    {k: v for k, v in override.items() if not isinstance(v, list)},
+                    {k: v for k, v in override.items() if isinstance(v, list)})
+            except (ValueError, TypeError) as e:
+                raise ConfigError(f"resources: {e}") from None
+            # As Mesos' --resources: a name given replaces what was discovered.
+            resources = resources.without(given.names()) + given
+        if resources.is_empty():
+            raise ConfigError("the agent has no resources to offer")
+        hostname = setting(settings, "hostname", str, discovered.hostname if discovered else "localhost")
+        attributes = tuple(sorted((str(k), str(v)) for k, v in setting(settings, "attributes", dict, {}).items()))
+        self.info = M.AgentInfo(hostname, resources, attributes)
+        ex_ports = setting(settings, "executor_ports", list, [])
+        try:
+            self.executor_ports = tuple((str(a), str(b)) for a, b in ex_ports)
+        except (TypeError, ValueError):
+            raise ConfigError("executor_ports must be a list of [name, path] pairs") from None
+        self.executor_settings = {
+            k: settings[k] for k in ("kill_tasks_on_exit", "output_tail_bytes", "seed",
+                                     "kill_grace_seconds", "containerizer")
+            if k in settings
+        }
+        self.executor_settings["work_dir"] = self.work_dir
+
+    def started(self) -> None:
+        self._register()
+
+    def _register(self) -> None:
+        assert self.master is not None and self.info is not None
+        if self.agent_id:
+            info = M.AgentInfo(self.info.hostname, self.info.resources, self.info.attributes,
+                               self.agent_id, self.info.capabilities)
+            self.tell(self.master, M.ReregisterAgent(info, tuple(self.frameworks.values()),
+                                                     self._executor_infos(), self._agent_tasks()))
+        else:
+            self.tell(self.master, M.RegisterAgent(self.info, "0.1.0"))
+        self._register_attempts += 1
+        # Mesos: random in [0, b * 2^n], capped at a minute.
+        cap = min(60.0, self.backoff * 2 ** min(self._register_attempts, 16))
+        self.set_timer("register", self.backoff + self.rng.uniform(0, cap))
+
+    def timer_register(self) -> None:
+        if not self.registered and not self.refused:
+            self._register()
+
+    def _executor_infos(self) -> tuple[M.ExecutorInfo, ...]:
+        return tuple(e.info for _, e in sorted(self.executors.items()) if not e.info.resources.is_empty())
+
+    def _agent_tasks(self) -> tuple[M.AgentTask, ...]:
+        out = []
+        for (fid, eid), e in sorted(self.executors.items()):
+            for tid, task in sorted(e.tasks.items()):
+                out.append(M.AgentTask(fid, eid, task, e.states.get(tid, TS.TASK_STAGING)))
+        return tuple(out)
+
+    def _from_master(self, sender: ActorAddress, what: str) -> bool:
+        if sender != self.master:
+            self.drop(f"{what} not from the master", sender)
+            return False
+        return True
+
+    @handles(M.AgentRegistered, M.AgentReregistered)
+    def _registered(self, m: M.AgentRegistered | M.AgentReregistered, sender: ActorAddress) -> None:
+        if not self._from_master(sender, type(m).__name__):
+            return
+        if self.agent_id and m.agent_id != self.agent_id:
+            self.drop(f"registered as {m.agent_id} but this agent is {self.agent_id}", sender)
+            return
+        first = not self.registered
+        self.agent_id = m.agent_id
+        self.registered = True
+        self.cancel_timer("register")
+        if first:
+            self.log.info("agent %s registered as %s", self.name, self.agent_id)
+            # Anything queued while unregistered goes out now.
+            for key in sorted(self.streams):
+                self._send_head(key)
+
+    @handles(M.AgentRefused)
+    def _refused(self, m: M.AgentRefused, sender: ActorAddress) -> None:
+        if self._from_master(sender, "AgentRefused"):
+            self.refused = m.message
+            self.cancel_timer("register")
+            self.log.error("agent %s: the master refused registration: %s", self.name, m.message)
+
+    @handles(M.Ping)
+    def _ping(self, m: M.Ping, sender: ActorAddress) -> None:
+        if self._from_master(sender, "Ping"):
+            self.tell(sender, M.Pong(self.agent_id))
+
+    # ------------------------------------------------------------------ launching
+
+    def _check_launch(self, sender: ActorAddress, what: str, framework: M.FrameworkInfo,
+                      tasks: tuple[M.TaskInfo, ...]) -> bool:
+        if not self._from_master(sender, what):
+            return False
+        if not self.registered:
+            self.drop(f"{what} before registration", sender)
+            return False
+        if not framework.id:
+            self.drop(f"{what} without a framework id", sender)
+            return False
+        for t in tasks:
+            if t.agent_id != self.agent_id:
+                self.drop(f"{what}: task {t.task_id} is for agent {t.agent_id}", sender)
+                return False
+            if any(t.task_id in e.tasks for (fid, _), e in self.executors.items() if fid == framework.id):
+                self.drop(f"{what}: task {t.task_id} is already here", sender)
+                return False
+        return True
+
+    def _start_executor(self, fid: str, info: M.ExecutorInfo, actor_class: str) -> ExecRec:
+        self._next_container += 1
+        container_id = f"c{self._next_container}"
+        addr = self.createActor(actor_class)
+        text = self.address_text(addr)
+        rec = ExecRec(fid, info, addr, text, container_id)
+        self.executors[(fid, info.executor_id)] = rec
+        self.exec_by_addr[text] = (fid, info.executor_id)
+        settings = dict(self.executor_settings)
+        settings.update(framework_id=fid, executor_id=info.executor_id, agent_id=self.agent_id,
+                        container_id=container_id)
+        ports = tuple((n, p) for n, p in self.port_paths if n in ("clock", "addresses")) + self.executor_ports
+        self.tell(addr, M.Configure("executor", f"{self.agent_id}/{fid}/{info.executor_id}", settings, ports))
+        return rec
+
+    @handles(M.RunTask)
+    def _run_task(self, m: M.RunTask, sender: ActorAddress) -> None:
+        task = m.task
+        if not self._check_launch(sender, "RunTask", m.framework, (task,)):
+            return
+        fid = m.framework.id
+        self.frameworks[fid] = m.framework
+        key = (fid, task.task_id)
+        if key in self.executors:
+            self.drop(f"RunTask: an executor {task.task_id} exists already", sender)
+            return
+        info = M.ExecutorInfo(task.task_id, fid, M.ExecutorType.COMMAND, Resources(), f"command executor for {task.task_id}")
+        rec = self._start_executor(fid, info, COMMAND_EXECUTOR)
+        rec.tasks[task.task_id] = task
+        rec.states[task.task_id] = TS.TASK_STAGING
+        self.tell(rec.address, M.ExecLaunch(task))
+
+    @handles(M.RunTaskGroup)
+    def _run_task_group(self, m: M.RunTaskGroup, sender: ActorAddress) -> None:
+        if not self._check_launch(sender, "RunTaskGroup", m.framework, m.task_group):
+            return
+        fid = m.framework.id
+        self.frameworks[fid] = m.framework
+        rec = self.executors.get((fid, m.executor.executor_id))
+        if rec is not None and rec.exiting:
+            # The executor is on its way out: these tasks cannot join it.
+            for task in m.task_group:
+                self._agent_update(fid, M.TaskStatus(
+                    task.task_id, TS.TASK_LOST, Source.SOURCE_AGENT, Reason.REASON_EXECUTOR_TERMINATED,
+                    f"executor {m.executor.executor_id} is terminating", self.agent_id,
+                    m.executor.executor_id, self.now()))
+            return
+        if rec is None:
+            rec = self._start_executor(fid, m.executor, DEFAULT_EXECUTOR)
+        for task in m.task_group:
+            rec.tasks[task.task_id] = task
+            rec.states[task.task_id] = TS.TASK_STAGING
+        self.tell(rec.address, M.ExecLaunchGroup(m.executor, m.task_group))
+
+    @handles(M.KillTask)
+    def _kill_task(self, m: M.KillTask, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "KillTask"):
+            return
+        for (fid, _), rec in sorted(self.executors.items()):
+            if fid == m.framework_id and m.task_id in rec.tasks:
+                if not rec.states[m.task_id].terminal:
+                    self.tell(rec.address, M.ExecKill(m.task_id, m.grace_seconds))
+                return
+        # Unknown here: say so reliably, so the framework does not wait for it.
+        self._agent_update(m.framework_id, M.TaskStatus(
+            m.task_id, TS.TASK_LOST, Source.SOURCE_AGENT, Reason.REASON_TASK_UNKNOWN,
+            "the agent has no such task", self.agent_id, "", self.now()))
+
+    @handles(M.ShutdownExecutor)
+    def _shutdown_executor(self, m: M.ShutdownExecutor, sender: ActorAddress) -> None:
+        if self._from_master(sender, "ShutdownExecutor"):
+            rec = self.executors.get((m.framework_id, m.executor_id))
+            if rec is not None:
+                self.tell(rec.address, M.ExecShutdown(None))
+
+    @handles(M.ShutdownFramework)
+    def _shutdown_framework(self, m: M.ShutdownFramework, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "ShutdownFramework"):
+            return
+        for (fid, _), rec in sorted(self.executors.items()):
+            if fid == m.framework_id:
+                self.tell(rec.address, M.ExecShutdown(None))
+        for key in [k for k in self.streams if k[0] == m.framework_id]:
+            del self.streams[key]  # nobody is left to acknowledge these
+        self.frameworks.pop(m.framework_id, None)
+
+    @handles(M.FrameworkToExecutor)
+    def _to_executor(self, m: M.FrameworkToExecutor, sender: ActorAddress) -> None:
+        if self._from_master(sender, "FrameworkToExecutor"):
+            rec = self.executors.get((m.framework_id, m.executor_id))
+            if rec is None:
+                self.drop(f"message for unknown executor {m.executor_id}", sender)
+            else:
+                self.tell(rec.address, M.ExecMessage(m.data))
+
+    # ------------------------------------------------------------------ from executors
+
+    def _executor_from(self, sender: ActorAddress, what: str,
+                       claimed: tuple[str, str] | None = None) -> ExecRec | None:
+        text = self.address_text(sender)
+        key = self.exec_by_addr.get(text)
+        if key is None and claimed is not None and claimed in self.executors:
+            # The executor's first words: createActor gave us a placeholder address,
+            # this is its real one.
+            key = claimed
+            first = self.executors[key]
+            if not first.bound:
+                first.address, first.addr_text, first.bound = sender, text, True
+                self.exec_by_addr[text] = key
+        rec = self.executors.get(key) if key is not None else None
+        if rec is None:
+            self.drop(f"{what} from an unknown executor", sender)
+        return rec
+
+    @handles(M.Configured)
+    def _executor_configured(self, m: M.Configured, sender: ActorAddress) -> None:
+        fid, _, eid = m.name.removeprefix(f"{self.agent_id}/").partition("/")
+        rec = self._executor_from(sender, "Configured", (fid, eid))
+        if rec is None or not m.error:
+            return
+        for tid in sorted(rec.tasks):
+            if not rec.states[tid].terminal:
+                self._fail_task(rec, tid, Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                                f"the executor could not start: {m.error}")
+        self._stop_executor(rec)
+
+    @handles(M.ExecSubscribe)
+    def _exec_subscribe(self, m: M.ExecSubscribe, sender: ActorAddress) -> None:
+        rec = self._executor_from(sender, "ExecSubscribe", (m.framework_id, m.executor_id))
+        if rec is not None:
+            rec.subscribed = True
+            self.tell(sender, M.ExecSubscribed(rec.framework_id, rec.info.executor_id, self.agent_id))
+
+    @handles(M.ExecUpdate)
+    def _exec_update(self, m: M.ExecUpdate, sender: ActorAddress) -> None:
+        rec = self._executor_from(sender, "ExecUpdate")
+        if rec is None:
+            return
+        status = m.status
+        tid = status.task_id
+        if tid not in rec.tasks:
+            self.drop(f"update for task {tid}, which is not this executor's", sender)
+            return
+        if not status.uuid:
+            self.drop(f"update for task {tid} without a uuid", sender)
+            return
+        # Taken in charge (checkpointed when a store is configured): the executor may forget it.
+        self.tell(sender, M.ExecAcknowledged(tid, status.uuid))
+        if status.uuid in rec.seen or rec.states[tid].terminal:
+            self.stats["duplicate_updates"] += 1
+            return
+        rec.seen.add(status.uuid)
+        rec.states[tid] = status.state
+        self._enqueue(rec.framework_id, status)
+        if status.state.terminal and all(s.terminal for s in rec.states.values()):
+            self._stop_executor(rec)
+
+    @handles(M.ExecMessage)
+    def _exec_message(self, m: M.ExecMessage, sender: ActorAddress) -> None:
+        rec = self._executor_from(sender, "ExecMessage")
+        if rec is not None and self.master is not None and self.registered:
+            self.tell(self.master, M.ExecutorToFramework(self.agent_id, rec.framework_id,
+                                                         rec.info.executor_id, m.data))
+
+    def _fail_task(self, rec: ExecRec, tid: str, reason: Reason, message: str) -> None:
+        rec.states[tid] = TS.TASK_FAILED
+        self._agent_update(rec.framework_id, M.TaskStatus(
+            tid, TS.TASK_FAILED, Source.SOURCE_AGENT, reason, message, self.agent_id,
+            rec.info.executor_id, self.now()))
+
+    def _stop_executor(self, rec: ExecRec) -> None:
+        if not rec.exiting:
+            rec.exiting = True
+            self.send(rec.address, ActorExitRequest())
+
+    def on_child_exited(self, child: ActorAddress) -> None:
+        key = self.exec_by_addr.get(self.address_text(child))
+        if key is None:
+            key = next((k for k, r in self.executors.items() if r.address == child), None)
+        if key is None:
+            return
+        rec = self.executors.pop(key)
+        for text in [t for t, k in self.exec_by_addr.items() if k == key]:
+            del self.exec_by_addr[text]
+        abnormal = False
+        for tid in sorted(rec.tasks):
+            if not rec.states[tid].terminal:
+                abnormal = True
+                self._fail_task(rec, tid, Reason.REASON_EXECUTOR_TERMINATED,
+                                "the executor terminated before its task")
+        if self.registered and self.master is not None and (abnormal or not rec.info.resources.is_empty()):
+            self.tell(self.master, M.ExitedExecutor(self.agent_id, rec.framework_id,
+                                                    rec.info.executor_id, 1 if abnormal else 0))
+
+    # ------------------------------------------------------------------ status update streams
+
+    def _agent_update(self, fid: str, status: M.TaskStatus) -> None:
+        self._next_update += 1
+        uuid = f"{self.agent_id or self.name}-u{self._next_update}"
+        self._enqueue(fid, M.TaskStatus(status.task_id, status.state, status.source, status.reason,
+                                        status.message, status.agent_id, status.executor_id,
+                                        status.timestamp, uuid, status.data, status.container_status,
+                                        status.labels))
+
+    def _enqueue(self, fid: str, status: M.TaskStatus) -> None:
+        key = (fid, status.task_id)
+        stream = self.streams.get(key)
+        if stream is None:
+            stream = self.streams[key] = Stream(interval=self.retry_min)
+        stream.pending.append(M.StatusUpdate(fid, status))
+        if len(stream.pending) == 1:
+            self._send_head(key)
+
+    def _send_head(self, key: tuple[str, str]) -> None:
+        stream = self.streams.get(key)
+        if stream is None or not stream.pending or not self.registered or self.master is None:
+            return
+        head = stream.pending[0]
+        latest = stream.pending[-1].status.state
+        self.tell(self.master, M.StatusUpdate(head.framework_id, head.status, latest))
+        stream.sent_at = self.now()
+        if not self.timer_pending("retry"):
+            self.set_timer("retry", stream.interval)
+
+    @handles(M.StatusUpdateAck)
+    def _ack(self, m: M.StatusUpdateAck, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "StatusUpdateAck"):
+            return
+        key = (m.framework_id, m.task_id)
+        stream = self.streams.get(key)
+        if stream is None or not stream.pending or stream.pending[0].status.uuid != m.uuid:
+            self.stats["stale_acks"] += 1  # a duplicate, or for an update no longer at the head
+            return
+        stream.pending.popleft()
+        if stream.pending:
+            stream.interval = self.retry_min
+            self._send_head(key)
+        else:
+            del self.streams[key]
+
+    def timer_retry(self) -> None:
+        now = self.now()
+        soonest = None
+        for key in sorted(self.streams):
+            stream = self.streams[key]
+            if not stream.pending:
+                continue
+            due = stream.sent_at + stream.interval
+            if due <= now + 1e-9:
+                self.stats["update_retries"] += 1
+                stream.interval = min(stream.interval * 2, self.retry_max)
+                self._send_head(key)
+                due = now + stream.interval
+            soonest = due if soonest is None else min(soonest, due)
+        if soonest is not None:
+            self.set_timer("retry", max(0.0, soonest - now))
+
+    # ------------------------------------------------------------------ views
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        if what == "state" and self.configured:
+            return {
+                "name": self.name, "agent_id": self.agent_id, "registered": self.registered,
+                "refused": self.refused,
+                "resources": self.info.resources.to_dict() if self.info else {},
+                "executors": [
+                    {"framework_id": fid, "executor_id": eid, "container_id": e.container_id,
+                     "tasks": {t: str(e.states[t]) for t in sorted(e.tasks)}}
+                    for (fid, eid), e in sorted(self.executors.items())
+                ],
+                "pending_updates": sum(len(s.pending) for s in self.streams.values()),
+            }
+        return super().query(what, args)

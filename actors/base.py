@@ -1,0 +1,318 @@
+"""The base of every kernel actor: one door, one clock, tokened timers, ports.
+
+A :class:`KernelActor` is a plain ``thespian.actors.Actor``.  Its logic reaches
+the world only through
+
+* :meth:`KernelActor.tell` - encode a message with the codec and send the bytes;
+* :meth:`KernelActor.set_timer` - a named timer on top of Thespian's
+  ``wakeupAfter``; wake-ups cannot be cancelled in Thespian, so each carries a
+  generation token and stale ones are ignored;
+* :meth:`KernelActor.now` - the clock port;
+* ``self.ports`` - objects built from the factories named in the first
+  :class:`~actors.messages.Configure` message (containerizer, discovery, ...).
+
+The host decides what those are: on a real host the Thespian system, the wall
+clock and real processes; in the simulator a SimPy stand-in, virtual time and
+simulated containers.  The actor cannot tell the difference.
+
+Every incoming byte string is decoded and validated here.  A message that
+fails to decode, arrives before configuration, or has no handler is dropped
+with a reason (counted, logged at a bounded rate) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, ClassVar, TypeVar
+
+from thespian.actors import (
+    Actor,
+    ActorAddress,
+    ActorExitRequest,
+    ActorSystemMessage,
+    ChildActorExited,
+    DeadEnvelope,
+    PoisonMessage,
+    WakeupMessage,
+)
+
+from . import messages as M
+from .codec import CodecError, decode, encode
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+#: Log the first few drops of each reason, then one in this many.
+DROP_LOG_EVERY = 1000
+DROP_LOG_FIRST = 5
+
+
+class ConfigError(ValueError):
+    """Settings or ports an actor cannot start with."""
+
+
+def handles(*types: type) -> Callable[[H], H]:
+    """Mark a method as the handler of one or more message types."""
+
+    def mark(fn: H) -> H:
+        fn._handles = types  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def load_object(path: str) -> Any:
+    """Import ``"package.module:name"`` (or ``"package.module.name"``)."""
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"not a dotted path: {path!r}")
+    if ":" in path:
+        mod_name, _, attr = path.partition(":")
+    else:
+        mod_name, _, attr = path.rpartition(".")
+    if not mod_name or not attr:
+        raise ConfigError(f"not a dotted path: {path!r} (expected package.module:name)")
+    try:
+        module = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise ConfigError(f"cannot import {mod_name!r} for {path!r}: {e}") from None
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ConfigError(f"{mod_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+class Addresses:
+    """The address port: turns actor addresses into strings and back.
+
+    Addresses travel inside messages (for instance the master's address in an
+    agent's configuration) as strings; each host knows its own form.
+    """
+
+    def format(self, addr: ActorAddress) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def parse(self, text: str) -> ActorAddress:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class KernelActor(Actor):
+    """Base class of the master, allocator, agent, executors and frameworks."""
+
+    component: ClassVar[str] = "actor"
+    _handlers: ClassVar[dict[type, Callable[..., None]]] = {}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = ""
+        self.settings: dict[str, Any] = {}
+        self.ports: dict[str, Any] = {}
+        self.port_paths: tuple[tuple[str, str], ...] = ()
+        self.configured = False
+        self.stats: Counter[str] = Counter()
+        self.drops: Counter[str] = Counter()
+        self.log = logging.getLogger(f"impresario.{self.component}")
+        self.rng = random.Random(0)
+        self._clock: Callable[[], float] = _unconfigured_clock
+        self._timers: dict[str, int] = {}
+        self._timer_seq = 0
+        self._addresses: Addresses | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[type, Callable[..., None]] = {}
+        for klass in reversed(cls.__mro__):
+            for attr in vars(klass).values():
+                for t in getattr(attr, "_handles", ()):
+                    table[t] = attr
+        cls._handlers = table
+
+    # ------------------------------------------------------------------ the door
+
+    def receiveMessage(self, msg: Any, sender: ActorAddress) -> None:
+        if type(msg) is bytes:
+            self.stats["received"] += 1
+            try:
+                m = decode(msg)
+            except CodecError as e:
+                self.drop(f"undecodable message: {e}", sender)
+                return
+            handler = self._handlers.get(type(m))
+            if handler is None:
+                self.drop(f"{self.component} does not handle {type(m).__name__}", sender)
+                return
+            if not self.configured and type(m) is not M.Configure and type(m) is not M.Query:
+                self.drop(f"{type(m).__name__} before configuration", sender)
+                return
+            handler(self, m, sender)
+        elif isinstance(msg, WakeupMessage):
+            self._wakeup(msg.payload)
+        elif isinstance(msg, ActorExitRequest):
+            self.on_exit_request()
+        elif isinstance(msg, ChildActorExited):
+            self.on_child_exited(msg.childAddress)
+        elif isinstance(msg, PoisonMessage):
+            self.drop(f"a message we sent made its receiver fail: {msg.details}", sender)
+        elif isinstance(msg, DeadEnvelope):
+            self.stats["dead_letters"] += 1
+        elif isinstance(msg, ActorSystemMessage):
+            pass
+        else:
+            self.drop(f"not a kernel message: {type(msg).__name__}", sender)
+
+    def drop(self, reason: str, sender: Any = None) -> None:
+        """Drop a message with a reason: counted, logged at a bounded rate, nothing else."""
+        self.stats["dropped"] += 1
+        key = reason if len(reason) <= 120 else reason[:120]
+        n = self.drops[key] = self.drops[key] + 1
+        if n <= DROP_LOG_FIRST or n % DROP_LOG_EVERY == 0:
+            self.log.warning("%s %s dropped a message from %s: %s (%d so far)",
+                             self.component, self.name, sender, reason, n)
+
+    # ------------------------------------------------------------------ sending
+
+    def tell(self, addr: ActorAddress, msg: Any) -> None:
+        """Encode ``msg`` and send it to ``addr``."""
+        self.stats["sent"] += 1
+        self.send(addr, encode(msg))
+
+    def reply_error(self, addr: ActorAddress, call: str, message: str, fatal: bool = False) -> None:
+        self.stats["errors_replied"] += 1
+        self.tell(addr, M.Error(message=message, call=call, fatal=fatal))
+
+    # ------------------------------------------------------------------ time
+
+    def now(self) -> float:
+        """The host's clock: wall time on a real host, virtual time in the simulator."""
+        return self._clock()
+
+    def set_timer(self, name: str, delay: float) -> None:
+        """(Re)arm the timer ``name``: ``timer_<name>()`` runs after ``delay`` seconds.
+
+        Arming a pending timer replaces it: only the newest wake-up counts.
+        """
+        self._timer_seq += 1
+        self._timers[name] = self._timer_seq
+        self.wakeupAfter(timedelta(seconds=max(0.0, delay)), payload=(name, self._timer_seq))
+
+    def cancel_timer(self, name: str) -> None:
+        self._timers.pop(name, None)
+
+    def timer_pending(self, name: str) -> bool:
+        return name in self._timers
+
+    def _wakeup(self, payload: Any) -> None:
+        if type(payload) is not tuple or len(payload) != 2:
+            return
+        name, token = payload
+        if self._timers.get(name) != token:
+            self.stats["stale_timers"] += 1
+            return
+        del self._timers[name]
+        getattr(self, "timer_" + name)()
+
+    # ------------------------------------------------------------------ configuration
+
+    @handles(M.Configure)
+    def _on_configure(self, m: M.Configure, sender: ActorAddress) -> None:
+        if self.configured:
+            self.tell(sender, M.Configured(self.component, self.name, error="already configured"))
+            return
+        if m.component != self.component:
+            err = f"this actor is a {self.component}, not a {m.component}"
+            self.tell(sender, M.Configured(self.component, m.name, error=err))
+            return
+        try:
+            settings = dict(m.settings) if isinstance(m.settings, dict) else None
+            if settings is None:
+                raise ConfigError("settings must be a map")
+            self.name = m.name
+            self.settings = settings
+            seed = settings.get("seed", 0)
+            self.rng = random.Random(f"{seed}:{m.name}")
+            ports: dict[str, Any] = {}
+            for port_name, path in m.ports:
+                factory = load_object(path)
+                ports[port_name] = factory(self, settings)
+            if "clock" not in ports or "addresses" not in ports:
+                raise ConfigError("the clock and addresses ports are required")
+            self.ports = ports
+            self.port_paths = tuple(m.ports)
+            self._clock = ports["clock"]
+            self._addresses = ports["addresses"]
+            self.configure(settings, sender)
+        except (ConfigError, ValueError, TypeError, KeyError) as e:
+            self.ports = {}
+            self.log.error("%s %s: configuration refused: %s", self.component, m.name, e)
+            self.tell(sender, M.Configured(self.component, m.name, error=str(e)))
+            return
+        self.configured = True
+        self.tell(sender, M.Configured(self.component, self.name))
+        self.started()
+
+    def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
+        """Read settings (raise :class:`ConfigError` on bad ones).  No sending here."""
+
+    def started(self) -> None:
+        """Called once, after a successful configuration: start timers, register, ..."""
+
+    def address_of(self, text: str) -> ActorAddress:
+        if self._addresses is None:
+            raise ConfigError("no address port")
+        return self._addresses.parse(text)
+
+    def address_text(self, addr: ActorAddress) -> str:
+        if self._addresses is None:
+            raise ConfigError("no address port")
+        return self._addresses.format(addr)
+
+    # ------------------------------------------------------------------ queries
+
+    @handles(M.Query)
+    def _on_query(self, m: M.Query, sender: ActorAddress) -> None:
+        try:
+            result = self.query(m.what, m.args if isinstance(m.args, dict) else {})
+        except KeyError:
+            self.tell(sender, M.QueryReply(m.what, None, error=f"{self.component} cannot answer {m.what!r}"))
+            return
+        self.tell(sender, M.QueryReply(m.what, result))
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        """Answer a query with a plain (msgpack-native) value; KeyError if unknown."""
+        if what == "stats":
+            return {"component": self.component, "name": self.name,
+                    "configured": self.configured, "stats": dict(self.stats),
+                    "drops": dict(self.drops)}
+        raise KeyError(what)
+
+    # ------------------------------------------------------------------ life cycle
+
+    def on_exit_request(self) -> None:
+        """The actor is being stopped (ActorExitRequest)."""
+
+    def on_child_exited(self, child: ActorAddress) -> None:
+        """A child actor exited."""
+
+
+def _unconfigured_clock() -> float:
+    raise ConfigError("no clock before configuration")
+
+
+def setting(settings: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+    """Read one setting with a type check, raising :class:`ConfigError` with the key's name."""
+    if key not in settings:
+        if default is ...:
+            raise ConfigError(f"missing setting {key!r}")
+        return default
+    v = settings[key]
+    if kind is float and type(v) is int:
+        v = float(v)
+    if not isinstance(v, kind) or (kind is not bool and type(v) is bool and kind in (int, float)):
+        raise ConfigError(f"setting {key!r} has the wrong type: {type(v).__name__}")
+    return v

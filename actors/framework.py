@@ -1,0 +1,362 @@
+"""The framework base class: a scheduler is an actor you subclass.
+
+Override the callbacks you need::
+
+    class MyFramework(Framework):
+        def resource_offers(self, offers):
+            for offer in offers:
+                task = TaskInfo(...)
+                self.launch(offer, [task])
+
+        def status_update(self, status):
+            ...
+
+and run it in a scenario (``class = "mypkg.mymod:MyFramework"`` in a
+``[[frameworks]]`` table) or against a running master
+(``impresario framework mypkg.mymod:MyFramework --master HOST:PORT``).
+
+Callbacks: :meth:`subscribed`, :meth:`resource_offers`,
+:meth:`offer_rescinded`, :meth:`status_update`, :meth:`framework_message`,
+:meth:`failure`, :meth:`error`.  Calls: :meth:`launch`, :meth:`launch_group`,
+:meth:`accept`, :meth:`decline`, :meth:`revive`, :meth:`suppress`,
+:meth:`kill`, :meth:`acknowledge`, :meth:`reconcile`, :meth:`message`,
+:meth:`shutdown_executor`, :meth:`teardown`.  Status updates are acknowledged
+automatically after :meth:`status_update` returns, unless the setting
+``implicit_acknowledgements`` is false.
+
+Settings (in ``Configure``): ``master`` (address, required), ``name``,
+``roles``, ``capabilities``, ``user``, ``failover_timeout`` (seconds),
+``implicit_acknowledgements``, plus whatever a subclass reads in
+:meth:`setup`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from thespian.actors import ActorAddress
+
+from . import messages as M
+from .base import ConfigError, KernelActor, handles, setting
+from .messages import Capability, TaskState
+from .resources import role_error
+
+TS = TaskState
+
+
+class TaskTracker:
+    """What a framework knows of its tasks: for summaries and latencies."""
+
+    BUCKETS = {
+        TS.TASK_FINISHED: "tasks_finished", TS.TASK_FAILED: "tasks_failed",
+        TS.TASK_KILLED: "tasks_killed", TS.TASK_ERROR: "tasks_error",
+        TS.TASK_LOST: "tasks_lost", TS.TASK_DROPPED: "tasks_lost",
+        TS.TASK_GONE: "tasks_lost", TS.TASK_GONE_BY_OPERATOR: "tasks_lost",
+    }
+
+    def __init__(self) -> None:
+        self.submitted_at: dict[str, float] = {}
+        self.launched: set[str] = set()
+        self.state: dict[str, TaskState] = {}
+        self.running_at: dict[str, float] = {}
+        self.terminal = 0
+        self.counts: dict[str, int] = dict.fromkeys(
+            ["tasks_finished", "tasks_failed", "tasks_killed", "tasks_error", "tasks_lost"], 0)
+
+    def submit(self, task_id: str, now: float) -> None:
+        self.submitted_at.setdefault(task_id, now)
+
+    def launch(self, task_id: str, now: float) -> None:
+        self.submitted_at.setdefault(task_id, now)
+        self.launched.add(task_id)
+        self.state.setdefault(task_id, TS.TASK_STAGING)
+
+    def update(self, task_id: str, state: TaskState, now: float) -> bool:
+        """Record a state; True when the task just became terminal."""
+        old = self.state.get(task_id)
+        if old is not None and old.terminal:
+            return False
+        self.submitted_at.setdefault(task_id, now)
+        self.state[task_id] = state
+        if state == TS.TASK_RUNNING and task_id not in self.running_at:
+            self.running_at[task_id] = now
+        if state.terminal:
+            self.terminal += 1
+            self.counts[self.BUCKETS[state]] += 1
+            return True
+        return False
+
+    @property
+    def outstanding(self) -> int:
+        return len(self.submitted_at) - self.terminal
+
+    def summary(self) -> dict[str, Any]:
+        submitted = len(self.submitted_at)
+        pending = sum(1 for t in self.submitted_at if t not in self.launched and t not in self.state)
+        out: dict[str, Any] = {"tasks_submitted": submitted, **self.counts}
+        out["tasks_running"] = submitted - self.terminal - pending
+        out["tasks_pending"] = pending
+        lat = sorted(self.running_at[t] - self.submitted_at[t] for t in self.running_at)
+        out["scheduling_latency"] = {
+            "count": len(lat), "p50": percentile(lat, 50), "p90": percentile(lat, 90),
+            "p99": percentile(lat, 99), "max": lat[-1] if lat else None,
+        }
+        return out
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """Nearest-rank percentile of sorted ``values`` (None when empty)."""
+    if not values:
+        return None
+    k = max(0, math.ceil(p / 100 * len(values)) - 1)
+    return values[min(k, len(values) - 1)]
+
+
+class Framework(KernelActor):
+    """Base class of schedulers.  Subclass it and override the callbacks."""
+
+    component = "framework"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.master: ActorAddress | None = None
+        self.framework_id = ""
+        self.info: M.FrameworkInfo | None = None
+        self.connected = False
+        self.implicit_acks = True
+        self.tracker = TaskTracker()
+        self.offers: dict[str, M.Offer] = {}
+        self.last_event_at = 0.0
+        self.heartbeat_interval = 15.0
+        self.done_at: float | None = None
+        self.errors: list[str] = []
+        self._subscribe_attempts = 0
+        self._suppressed: set[str] = set()
+
+    # ------------------------------------------------------------------ set-up
+
+    def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
+        self.master = self.address_of(setting(settings, "master", str))
+        name = setting(settings, "name", str, type(self).__name__)
+        roles = setting(settings, "roles", list, ["*"])
+        for r in roles:
+            err = role_error(r)
+            if err:
+                raise ConfigError(err)
+        caps = []
+        for c in setting(settings, "capabilities", list, []):
+            try:
+                caps.append(Capability(c))
+            except ValueError:
+                raise ConfigError(f"unknown capability {c!r}") from None
+        if len(roles) > 1 and Capability.MULTI_ROLE not in caps:
+            caps.append(Capability.MULTI_ROLE)
+        failover = setting(settings, "failover_timeout", float, 7 * 86400.0)
+        self.info = M.FrameworkInfo(name, setting(settings, "user", str, ""), tuple(roles),
+                                    tuple(caps), failover,
+                                    setting(settings, "framework_id", str, ""))
+        self.implicit_acks = setting(settings, "implicit_acknowledgements", bool, True)
+        self.setup(settings)
+
+    def setup(self, settings: dict[str, Any]) -> None:
+        """Read a subclass's own settings (raise ConfigError on bad ones)."""
+
+    def started(self) -> None:
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        assert self.master is not None and self.info is not None
+        self.tell(self.master, M.Subscribe(self.info, tuple(sorted(self._suppressed))))
+        self._subscribe_attempts += 1
+        self.set_timer("subscribe", min(60.0, 2.0 * 2 ** min(self._subscribe_attempts, 8)))
+
+    def timer_subscribe(self) -> None:
+        if not self.connected:
+            self._subscribe()
+
+    def _from_master(self, sender: ActorAddress, what: str) -> bool:
+        if sender != self.master:
+            self.drop(f"{what} not from the master", sender)
+            return False
+        self.last_event_at = self.now()
+        return True
+
+    # ------------------------------------------------------------------ events
+
+    @handles(M.Subscribed)
+    def _on_subscribed(self, m: M.Subscribed, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "SUBSCRIBED"):
+            return
+        assert self.info is not None
+        self.framework_id = m.framework_id
+        self.info = M.FrameworkInfo(self.info.name, self.info.user, self.info.roles,
+                                    self.info.capabilities, self.info.failover_timeout, m.framework_id,
+                                    self.info.principal, self.info.hostname, self.info.checkpoint,
+                                    self.info.labels)
+        self.heartbeat_interval = m.heartbeat_interval_seconds
+        self.connected = True
+        self.cancel_timer("subscribe")
+        self.subscribed(m.framework_id)
+
+    @handles(M.Offers)
+    def _on_offers(self, m: M.Offers, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "OFFERS"):
+            return
+        for o in m.offers:
+            self.offers[o.offer_id] = o
+        self.resource_offers(list(m.offers))
+
+    @handles(M.Rescind)
+    def _on_rescind(self, m: M.Rescind, sender: ActorAddress) -> None:
+        if self._from_master(sender, "RESCIND"):
+            self.offers.pop(m.offer_id, None)
+            self.offer_rescinded(m.offer_id)
+
+    @handles(M.Update)
+    def _on_update(self, m: M.Update, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "UPDATE"):
+            return
+        status = m.status
+        self.tracker.update(status.task_id, status.state, self.now())
+        self.status_update(status)
+        if self.implicit_acks and status.uuid:
+            self.acknowledge(status)
+
+    @handles(M.MessageEvent)
+    def _on_message(self, m: M.MessageEvent, sender: ActorAddress) -> None:
+        if self._from_master(sender, "MESSAGE"):
+            self.framework_message(m.agent_id, m.executor_id, m.data)
+
+    @handles(M.Failure)
+    def _on_failure(self, m: M.Failure, sender: ActorAddress) -> None:
+        if self._from_master(sender, "FAILURE"):
+            self.failure(m.agent_id, m.executor_id, m.status)
+
+    @handles(M.Error)
+    def _on_error(self, m: M.Error, sender: ActorAddress) -> None:
+        if not self._from_master(sender, "ERROR"):
+            return
+        text = f"{m.call}: {m.message}" if m.call else m.message
+        self.errors.append(text)
+        if m.fatal:
+            self.connected = False
+            self.cancel_timer("subscribe")
+        self.error(text)
+
+    @handles(M.Heartbeat)
+    def _on_heartbeat(self, m: M.Heartbeat, sender: ActorAddress) -> None:
+        self._from_master(sender, "HEARTBEAT")
+
+    # ------------------------------------------------------------------ callbacks to override
+
+    def subscribed(self, framework_id: str) -> None:
+        """The master accepted the subscription."""
+
+    def resource_offers(self, offers: list[M.Offer]) -> None:
+        """Offers arrived.  The default declines them all (with the default filter)."""
+        self.decline([o.offer_id for o in offers])
+
+    def offer_rescinded(self, offer_id: str) -> None:
+        """An outstanding offer is no longer valid."""
+
+    def status_update(self, status: M.TaskStatus) -> None:
+        """A task changed state."""
+
+    def framework_message(self, agent_id: str, executor_id: str, data: bytes) -> None:
+        """Opaque data from one of this framework's executors."""
+
+    def failure(self, agent_id: str, executor_id: str, status: int | None) -> None:
+        """An agent was lost (no executor id) or an executor terminated."""
+
+    def error(self, message: str) -> None:
+        """The master refused a call (or ended the subscription)."""
+        self.log.warning("framework %s: %s", self.name, message)
+
+    def is_done(self) -> bool:
+        """True once this framework has nothing more to do (ends a simulation early)."""
+        return False
+
+    # ------------------------------------------------------------------ calls
+
+    def _call(self, msg: Any) -> None:
+        if self.master is None or not self.framework_id:
+            raise RuntimeError("not subscribed yet")
+        self.tell(self.master, msg)
+
+    def accept(self, offer_ids: Iterable[str], operations: Iterable[M.Operation],
+               refuse_seconds: float | None = None) -> None:
+        ids = tuple(offer_ids)
+        ops = tuple(operations)
+        now = self.now()
+        for op in ops:
+            for t in (op.task_infos if isinstance(op, M.Launch) else op.task_group):
+                self.tracker.launch(t.task_id, now)
+        for i in ids:
+            self.offers.pop(i, None)
+        filters = M.Filters(refuse_seconds) if refuse_seconds is not None else None
+        self._call(M.Accept(self.framework_id, ids, ops, filters))
+
+    def launch(self, offer: M.Offer, tasks: Sequence[M.TaskInfo], refuse_seconds: float | None = None) -> None:
+        """Launch command tasks on one offer (what is left over goes back to the allocator)."""
+        self.accept([offer.offer_id], [M.Launch(tuple(tasks))], refuse_seconds)
+
+    def launch_group(self, offer: M.Offer, executor: M.ExecutorInfo, tasks: Sequence[M.TaskInfo],
+                     refuse_seconds: float | None = None) -> None:
+        """Launch a task group (a pod) under the default executor, atomically."""
+        self.accept([offer.offer_id], [M.LaunchGroup(executor, tuple(tasks))], refuse_seconds)
+
+    def decline(self, offer_ids: Iterable[str], refuse_seconds: float | None = None) -> None:
+        ids = tuple(offer_ids)
+        for i in ids:
+            self.offers.pop(i, None)
+        filters = M.Filters(refuse_seconds) if refuse_seconds is not None else None
+        self._call(M.Decline(self.framework_id, ids, filters))
+
+    def revive(self, roles: Iterable[str] = ()) -> None:
+        roles = tuple(roles)
+        assert self.info is not None
+        self._suppressed.difference_update(roles or self.info.roles)
+        self._call(M.Revive(self.framework_id, roles))
+
+    def suppress(self, roles: Iterable[str] = ()) -> None:
+        roles = tuple(roles)
+        assert self.info is not None
+        self._suppressed.update(roles or self.info.roles)
+        self._call(M.Suppress(self.framework_id, roles))
+
+    def kill(self, task_id: str, agent_id: str = "", grace_seconds: float | None = None) -> None:
+        self._call(M.Kill(self.framework_id, task_id, agent_id, grace_seconds))
+
+    def acknowledge(self, status: M.TaskStatus) -> None:
+        if status.uuid and status.agent_id:
+            self._call(M.Acknowledge(self.framework_id, status.agent_id, status.task_id, status.uuid))
+
+    def reconcile(self, tasks: Iterable[tuple[str, str]] = ()) -> None:
+        self._call(M.Reconcile(self.framework_id, tuple(M.ReconcileTask(t, a) for t, a in tasks)))
+
+    def message(self, agent_id: str, executor_id: str, data: bytes) -> None:
+        self._call(M.Message(self.framework_id, agent_id, executor_id, data))
+
+    def shutdown_executor(self, executor_id: str, agent_id: str) -> None:
+        self._call(M.Shutdown(self.framework_id, executor_id, agent_id))
+
+    def teardown(self) -> None:
+        self._call(M.Teardown(self.framework_id))
+        self.connected = False
+
+    # ------------------------------------------------------------------ views
+
+    def summary(self) -> dict[str, Any]:
+        out = self.tracker.summary()
+        out.update(name=self.name, framework_id=self.framework_id, connected=self.connected,
+                   done=self.is_done(), done_at=self.done_at, errors=self.errors[-20:])
+        return out
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        if what == "summary":
+            return self.summary()
+        if what == "tasks":
+            return {tid: str(s) for tid, s in sorted(self.tracker.state.items())}
+        return super().query(what, args)

@@ -1,0 +1,991 @@
+"""The master: admits agents and frameworks, turns allocations into offers,
+validates and forwards launches, relays status updates, and keeps accounts.
+
+The master keeps no durable state.  What it knows of running tasks it learns
+from agents (registration, re-registration and status updates), so a new
+master rebuilds its view as agents re-register and frameworks re-subscribe.
+
+Bad calls from a framework get an ``ERROR`` event naming the call and the
+problem, or - for a task that cannot be launched - a ``TASK_ERROR`` update
+with the reason, as Mesos does; nothing else changes.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from thespian.actors import ActorAddress
+
+from . import messages as M
+from .accounting import RoleLedger
+from .base import ConfigError, KernelActor, handles, setting
+from .messages import Capability, Reason, Source, TaskState
+from .resources import DEFAULT_ROLE, EMPTY, ResourceError, Resources
+
+TS = TaskState
+VERSION = "0.1.0"
+
+
+@dataclass(slots=True)
+class TaskRec:
+    framework_id: str
+    task: M.TaskInfo
+    agent_id: str
+    executor_id: str
+    role: str
+    resources: Resources
+    state: TaskState = TS.TASK_STAGING
+    status: M.TaskStatus | None = None
+    released: bool = False        # resources given back (terminal or unreachable)
+    running: bool = False         # counted in the role's "used"
+
+    @property
+    def task_id(self) -> str:
+        return self.task.task_id
+
+
+@dataclass(slots=True)
+class ExecutorRec:
+    framework_id: str
+    executor_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+    tasks: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class AgentRec:
+    id: str
+    address: ActorAddress
+    addr_text: str
+    info: M.AgentInfo
+    total: Resources
+    registered_at: float
+    allocated: Resources = EMPTY
+    offered: Resources = EMPTY
+    reachable: bool = True
+    pong_pending: bool = False
+    missed_pings: int = 0
+    tasks: dict[tuple[str, str], TaskRec] = field(default_factory=dict)
+    executors: dict[tuple[str, str], ExecutorRec] = field(default_factory=dict)
+    offers: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class FrameworkRec:
+    id: str
+    info: M.FrameworkInfo
+    address: ActorAddress | None
+    registered_at: float
+    connected: bool = True
+    tasks: dict[str, TaskRec] = field(default_factory=dict)
+    unreachable: dict[str, TaskRec] = field(default_factory=dict)
+    completed: deque[TaskRec] = field(default_factory=deque)
+    completed_ids: set[str] = field(default_factory=set)
+    offers: set[str] = field(default_factory=set)
+    suppressed: set[str] = field(default_factory=set)
+
+    @property
+    def partition_aware(self) -> bool:
+        return Capability.PARTITION_AWARE in self.info.capabilities
+
+
+@dataclass(slots=True)
+class OfferRec:
+    offer: M.Offer
+    framework_id: str
+    agent_id: str
+    role: str
+    resources: Resources
+
+
+class Master(KernelActor):
+    component = "master"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.master_id = ""
+        self.allocator: ActorAddress | None = None
+        self.agents: dict[str, AgentRec] = {}
+        self.agent_by_addr: dict[str, str] = {}
+        self.frameworks: dict[str, FrameworkRec] = {}
+        self.removed_frameworks: set[str] = set()
+        self.offers: dict[str, OfferRec] = {}
+        self.ledger = RoleLedger()
+        self.weights: dict[str, float] = {}
+        self._ping_queue: deque[tuple[float, str]] = deque()
+        self._next_agent = 0
+        self._next_framework = 0
+        self._next_offer = 0
+        self._recover_buffer: list[M.Recovered] = []
+        self.ping_interval = 15.0
+        self.max_missed_pings = 5
+        self.heartbeat_interval = 15.0
+        self.max_completed = 1000
+        self.started_at = 0.0
+        self.counters: dict[str, int] = {
+            "offers_sent": 0, "offers_accepted": 0, "offers_declined": 0, "offers_rescinded": 0,
+            "tasks_launched": 0, "tasks_refused": 0, "status_updates": 0,
+        }
+
+    # ------------------------------------------------------------------ set-up
+
+    def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
+        self.master_id = setting(settings, "master_id", str)
+        if not self.master_id or "/" in self.master_id:
+            raise ConfigError("master_id must be a non-empty id")
+        self.allocator = self.address_of(setting(settings, "allocator", str))
+        self.ping_interval = setting(settings, "agent_ping_timeout", float, 15.0)
+        self.max_missed_pings = setting(settings, "max_agent_ping_timeouts", int, 5)
+        self.heartbeat_interval = setting(settings, "heartbeat_interval", float, 15.0)
+        self.max_completed = setting(settings, "max_completed_tasks_per_framework", int, 1000)
+        for role, w in setting(settings, "weights", dict, {}).items():
+            self.weights[role] = float(w)
+
+    def started(self) -> None:
+        self.started_at = self.now()
+        self.ledger = RoleLedger(self.started_at)
+        self.set_timer("heartbeat", self.heartbeat_interval)
+        if self.weights:
+            self._to_allocator(M.AllocUpdateWeights(tuple(sorted(self.weights.items()))))
+
+    def _to_allocator(self, msg: Any) -> None:
+        assert self.allocator is not None
+        self.tell(self.allocator, msg)
+
+    # ------------------------------------------------------------------ agents
+
+    @handles(M.RegisterAgent)
+    def _register_agent(self, m: M.RegisterAgent, sender: ActorAddress) -> None:
+        addr_text = self.address_text(sender)
+        known = self.agent_by_addr.get(addr_text)
+        if known is not None and known in self.agents:
+            # A retried registration: answer again, change nothing.
+            self.tell(sender, M.AgentRegistered(known, self.master_id, self.ping_interval))
+            return
+        total = m.agent_info.resources
+        if total.role != DEFAULT_ROLE or total.is_empty():
+            self.tell(sender, M.AgentRefused("an agent must offer unreserved resources"))
+            return
+        if total.millis("gpus") % 1000:
+            self.tell(sender, M.AgentRefused("gpus must be a whole number"))
+            return
+        self._next_agent += 1
+        agent_id = f"{self.master_id}-S{self._next_agent}"
+        self._admit_agent(agent_id, sender, addr_text, m.agent_info, total)
+        self.tell(sender, M.AgentRegistered(agent_id, self.master_id, self.ping_interval))
+        self._to_allocator(M.AllocAddAgent(agent_id, total, (), m.agent_info.capabilities))
+
+    def _admit_agent(self, agent_id: str, sender: ActorAddress, addr_text: str,
+                     info: M.AgentInfo, total: Resources) -> AgentRec:
+        rec = AgentRec(agent_id, sender, addr_text, info, total, self.now())
+        self.agents[agent_id] = rec
+        self.agent_by_addr[addr_text] = agent_id
+        self._schedule_ping(agent_id)
+        return rec
+
+    @handles(M.ReregisterAgent)
+    def _reregister_agent(self, m: M.ReregisterAgent, sender: ActorAddress) -> None:
+        info = m.agent_info
+        agent_id = info.id
+        if not agent_id:
+            self.tell(sender, M.AgentRefused("re-registration needs the agent's id"))
+            return
+        addr_text = self.address_text(sender)
+        rec = self.agents.get(agent_id)
+        if rec is not None and rec.reachable:
+            # Still known and reachable: a retried re-registration, or the agent moved.
+            if rec.addr_text != addr_text:
+                self.agent_by_addr.pop(rec.addr_text, None)
+                rec.address, rec.addr_text = sender, addr_text
+                self.agent_by_addr[addr_text] = agent_id
+            rec.missed_pings, rec.pong_pending = 0, False
+            self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
+            return
+        if rec is not None:
+            self._forget_agent(rec)
+        total = info.resources.with_role(DEFAULT_ROLE)
+        rec = self._admit_agent(agent_id, sender, addr_text, info, total)
+        for fi in m.frameworks:
+            if fi.id and fi.id not in self.frameworks and fi.id not in self.removed_frameworks:
+                # Learned from the agent: the framework may re-subscribe and keep its tasks.
+                self.frameworks[fi.id] = FrameworkRec(fi.id, fi, None, self.now(), connected=False)
+        allocated: list[M.Allocation] = []
+        for ex in m.executors:
+            fw = self.frameworks.get(ex.framework_id)
+            if fw is None or ex.resources.is_empty():
+                continue
+            role = ex.resources.role
+            rec.executors[(ex.framework_id, ex.executor_id)] = ExecutorRec(
+                ex.framework_id, ex.executor_id, agent_id, role, ex.resources)
+            self._charge(rec, role, ex.resources)
+            allocated.append(M.Allocation(ex.framework_id, role, agent_id, ex.resources))
+        for at in m.tasks:
+            fw = self.frameworks.get(at.framework_id)
+            if fw is None or at.state.terminal:
+                continue
+            t = fw.unreachable.pop(at.task.task_id, None)
+            role = at.task.resources.role
+            if t is None:
+                t = TaskRec(at.framework_id, at.task, agent_id, at.executor_id, role, at.task.resources)
+            t.state, t.released, t.agent_id = at.state, False, agent_id
+            fw.tasks[t.task_id] = t
+            rec.tasks[(at.framework_id, t.task_id)] = t
+            ex_rec = rec.executors.get((at.framework_id, at.executor_id))
+            if ex_rec is not None:
+                ex_rec.tasks.add(t.task_id)
+            self._charge(rec, role, t.resources)
+            if at.state == TS.TASK_RUNNING:
+                t.running = True
+                self.ledger.add(role, "used", t.resources, self.now())
+            allocated.append(M.Allocation(at.framework_id, role, agent_id, t.resources))
+            if fw.connected and fw.address is not None:
+                self._send_update(fw, self._master_status(
+                    t, at.state, Reason.REASON_AGENT_REREGISTERED,
+                    f"agent {agent_id} re-registered"))
+        self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
+        self._to_allocator(M.AllocAddAgent(agent_id, total, tuple(allocated), info.capabilities))
+
+    def _schedule_ping(self, agent_id: str) -> None:
+        due = self.now() + self.ping_interval
+        self._ping_queue.append((due, agent_id))
+        if not self.timer_pending("ping"):
+            self.set_timer("ping", self.ping_interval)
+
+    def timer_ping(self) -> None:
+        now = self.now()
+        q = self._ping_queue
+        while q and q[0][0] <= now + 1e-9:
+            _, agent_id = q.popleft()
+            rec = self.agents.get(agent_id)
+            if rec is None or not rec.reachable:
+                continue
+            if rec.pong_pending:
+                rec.missed_pings += 1
+                if rec.missed_pings >= self.max_missed_pings:
+                    self._mark_unreachable(rec, f"agent {agent_id} missed {rec.missed_pings} pings")
+                    continue
+            rec.pong_pending = True
+            self.tell(rec.address, M.Ping(self.master_id, True))
+            q.append((now + self.ping_interval, agent_id))
+        if q:
+            self.set_timer("ping", max(0.0, q[0][0] - now))
+
+    @handles(M.Pong)
+    def _pong(self, m: M.Pong, sender: ActorAddress) -> None:
+        rec = self._agent_from(sender, "Pong")
+        if rec is not None:
+            rec.pong_pending = False
+            rec.missed_pings = 0
+
+    def _agent_from(self, sender: ActorAddress, what: str) -> AgentRec | None:
+        agent_id = self.agent_by_addr.get(self.address_text(sender))
+        rec = self.agents.get(agent_id) if agent_id is not None else None
+        if rec is None or not rec.reachable:
+            self.drop(f"{what} from an agent that is not registered", sender)
+            return None
+        return rec
+
+    def _mark_unreachable(self, rec: AgentRec, why: str) -> None:
+        self.log.warning("master: %s; marking it unreachable", why)
+        now = self.now()
+        rec.reachable = False
+        self.agent_by_addr.pop(rec.addr_text, None)
+        for offer_id in sorted(rec.offers):
+            self._rescind(offer_id, recover=False)
+        self._to_allocator(M.AllocRemoveAgent(rec.id))
+        for (fid, _tid), t in sorted(rec.tasks.items()):
+            fw = self.frameworks.get(fid)
+            if fw is None:
+                continue
+            if not t.released:
+                self._release(rec, t, now, recover=False)
+            fw.tasks.pop(t.task_id, None)
+            fw.unreachable[t.task_id] = t
+            state = TS.TASK_UNREACHABLE if fw.partition_aware else TS.TASK_LOST
+            t.state = state
+            self._send_update(fw, self._master_status(t, state, Reason.REASON_AGENT_REMOVED, why))
+        for ex in rec.executors.values():
+            self._uncharge(rec, ex.role, ex.resources)
+        rec.tasks.clear()
+        rec.executors.clear()
+        for fw in self.frameworks.values():
+            if fw.connected and fw.address is not None:
+                self.tell(fw.address, M.Failure(rec.id))
+
+    def _forget_agent(self, rec: AgentRec) -> None:
+        self.agents.pop(rec.id, None)
+        self.agent_by_addr.pop(rec.addr_text, None)
+
+    # ------------------------------------------------------------------ frameworks
+
+    @handles(M.Subscribe)
+    def _subscribe(self, m: M.Subscribe, sender: ActorAddress) -> None:
+        info = m.framework_info
+        err = self._validate_framework(info)
+        if err:
+            self.reply_error(sender, "SUBSCRIBE", err, fatal=True)
+            return
+        fid = info.id
+        if fid:
+            if fid in self.removed_frameworks:
+                self.reply_error(sender, "SUBSCRIBE", f"framework {fid} has been removed", fatal=True)
+                return
+            fw = self.frameworks.get(fid)
+            if fw is not None:
+                self._resubscribe(fw, info, m, sender)
+                return
+            # Unknown id: a framework re-subscribing after a master failover.
+            fw = FrameworkRec(fid, info, sender, self.now())
+            self.frameworks[fid] = fw
+        else:
+            self._next_framework += 1
+            fid = f"{self.master_id}-{self._next_framework:04d}"
+            fw = FrameworkRec(fid, _with_id(info, fid), sender, self.now())
+            self.frameworks[fid] = fw
+        fw.suppressed = set(m.suppressed_roles)
+        self.tell(sender, M.Subscribed(fid, self.heartbeat_interval, self.master_id))
+        self._to_allocator(M.AllocAddFramework(fid, fw.info.roles, fw.info.capabilities,
+                                               tuple(sorted(fw.suppressed)), ()))
+
+    def _resubscribe(self, fw: FrameworkRec, info: M.FrameworkInfo, m: M.Subscribe,
+                     sender: ActorAddress) -> None:
+        first_time = fw.address is None
+        # Offers are rescinded and regenerated on every re-subscription (as in Mesos).
+        for offer_id in sorted(fw.offers):
+            self._rescind(offer_id, recover=True)
+        roles_changed = info.roles != fw.info.roles
+        fw.info = _with_id(info, fw.id)
+        fw.address = sender
+        fw.connected = True
+        fw.suppressed = set(m.suppressed_roles)
+        self._flush_recovered()
+        self.tell(sender, M.Subscribed(fw.id, self.heartbeat_interval, self.master_id))
+        if first_time or roles_changed:
+            allocated = [M.Allocation(fw.id, t.role, t.agent_id, t.resources)
+                         for t in fw.tasks.values() if not t.released]
+            if not first_time:
+                self._to_allocator(M.AllocRemoveFramework(fw.id))
+            self._to_allocator(M.AllocAddFramework(fw.id, fw.info.roles, fw.info.capabilities,
+                                                   tuple(sorted(fw.suppressed)), tuple(allocated)))
+        else:
+            self._to_allocator(M.AllocActivate(fw.id, True))
+
+    def _validate_framework(self, info: M.FrameworkInfo) -> str | None:
+        if not info.name:
+            return "a framework needs a name"
+        if not info.roles:
+            return "a framework needs at least one role"
+        if len(set(info.roles)) != len(info.roles):
+            return "a framework's roles must be distinct"
+        if len(info.roles) > 1 and Capability.MULTI_ROLE not in info.capabilities:
+            return "several roles need the MULTI_ROLE capability"
+        return None
+
+    def _framework_for(self, fid: str, sender: ActorAddress, call: str) -> FrameworkRec | None:
+        fw = self.frameworks.get(fid)
+        if fw is None:
+            if fid in self.removed_frameworks:
+                self.reply_error(sender, call, f"framework {fid} has been removed", fatal=True)
+            else:
+                self.reply_error(sender, call, f"framework {fid} is not subscribed")
+            return None
+        if fw.address is None or fw.address != sender:
+            self.reply_error(sender, call, f"framework {fid} is subscribed from another address")
+            return None
+        return fw
+
+    @handles(M.Teardown)
+    def _teardown(self, m: M.Teardown, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "TEARDOWN")
+        if fw is not None:
+            self._remove_framework(fw, "torn down by its scheduler")
+
+    def _remove_framework(self, fw: FrameworkRec, why: str) -> None:
+        self.log.info("master: removing framework %s: %s", fw.id, why)
+        now = self.now()
+        for offer_id in sorted(fw.offers):
+            self._rescind(offer_id, recover=True, notify=False)
+        agents_touched = set()
+        for t in list(fw.tasks.values()):
+            agent = self.agents.get(t.agent_id)
+            if agent is not None:
+                agents_touched.add(agent.id)
+                if not t.released:
+                    self._release(agent, t, now, recover=True)
+                agent.tasks.pop((fw.id, t.task_id), None)
+        for agent_id in sorted(agents_touched | {a.id for a in self.agents.values()
+                                                 if any(k[0] == fw.id for k in a.executors)}):
+            agent = self.agents[agent_id]
+            for key in [k for k in agent.executors if k[0] == fw.id]:
+                ex = agent.executors.pop(key)
+                self._uncharge(agent, ex.role, ex.resources)
+                self._recover(fw.id, agent.id, ex.role, ex.resources, None)
+            if agent.reachable:
+                self.tell(agent.address, M.ShutdownFramework(fw.id))
+        self._flush_recovered()
+        fw.tasks.clear()
+        del self.frameworks[fw.id]
+        self.removed_frameworks.add(fw.id)
+        self._to_allocator(M.AllocRemoveFramework(fw.id))
+
+    def timer_heartbeat(self) -> None:
+        beat = M.Heartbeat()
+        for fid in sorted(self.frameworks):
+            fw = self.frameworks[fid]
+            if fw.connected and fw.address is not None:
+                self.tell(fw.address, beat)
+        self.set_timer("heartbeat", self.heartbeat_interval)
+
+    # ------------------------------------------------------------------ offers
+
+    @handles(M.AllocOffers)
+    def _alloc_offers(self, m: M.AllocOffers, sender: ActorAddress) -> None:
+        if sender != self.allocator:
+            self.drop("AllocOffers not from the allocator", sender)
+            return
+        now = self.now()
+        batches: dict[str, list[M.Offer]] = {}
+        for a in m.allocations:
+            fw = self.frameworks.get(a.framework_id)
+            agent = self.agents.get(a.agent_id)
+            if (fw is None or agent is None or not agent.reachable or not fw.connected
+                    or fw.address is None or not agent.total.contains(agent.allocated + agent.offered + a.resources.with_role(DEFAULT_ROLE))):
+                # Stale: the framework or agent went away, or the view moved on.
+                self._recover(a.framework_id, a.agent_id, a.role, a.resources, None)
+                continue
+            self._next_offer += 1
+            offer_id = f"{self.master_id}-O{self._next_offer}"
+            offer = M.Offer(offer_id, fw.id, agent.id, agent.info.hostname, a.role, a.resources,
+                            agent.info.attributes)
+            self.offers[offer_id] = OfferRec(offer, fw.id, agent.id, a.role, a.resources)
+            fw.offers.add(offer_id)
+            agent.offers.add(offer_id)
+            agent.offered = agent.offered + a.resources.with_role(DEFAULT_ROLE)
+            self.ledger.add(a.role, "offered", a.resources, now)
+            batches.setdefault(fw.id, []).append(offer)
+        self._flush_recovered()
+        for fid in sorted(batches):
+            fw = self.frameworks[fid]
+            self.counters["offers_sent"] += len(batches[fid])
+            assert fw.address is not None
+            self.tell(fw.address, M.Offers(tuple(batches[fid])))
+
+    def _take_offer(self, offer_id: str) -> OfferRec | None:
+        rec = self.offers.pop(offer_id, None)
+        if rec is None:
+            return None
+        fw = self.frameworks.get(rec.framework_id)
+        if fw is not None:
+            fw.offers.discard(offer_id)
+        agent = self.agents.get(rec.agent_id)
+        if agent is not None:
+            agent.offers.discard(offer_id)
+            agent.offered = agent.offered.minus_saturating(rec.resources.with_role(DEFAULT_ROLE))
+        self.ledger.sub(rec.role, "offered", rec.resources, self.now())
+        return rec
+
+    def _rescind(self, offer_id: str, recover: bool, notify: bool = True) -> None:
+        rec = self._take_offer(offer_id)
+        if rec is None:
+            return
+        self.counters["offers_rescinded"] += 1
+        if recover:
+            self._recover(rec.framework_id, rec.agent_id, rec.role, rec.resources, None)
+        fw = self.frameworks.get(rec.framework_id)
+        if notify and fw is not None and fw.connected and fw.address is not None:
+            self.tell(fw.address, M.Rescind(offer_id))
+
+    def _recover(self, fid: str, agent_id: str, role: str, res: Resources,
+                 refuse_seconds: float | None) -> None:
+        if not res.is_empty():
+            self._recover_buffer.append(M.Recovered(fid, agent_id, role, res, refuse_seconds))
+
+    def _flush_recovered(self) -> None:
+        if self._recover_buffer:
+            items, self._recover_buffer = tuple(self._recover_buffer), []
+            self._to_allocator(M.AllocRecover(items))
+
+    @handles(M.Decline)
+    def _decline(self, m: M.Decline, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "DECLINE")
+        if fw is None:
+            return
+        refuse = _refuse_seconds(m.filters)
+        for offer_id in m.offer_ids:
+            rec = self.offers.get(offer_id)
+            if rec is None or rec.framework_id != fw.id:
+                self.stats["declined_unknown_offers"] += 1  # rescinded in flight: harmless
+                continue
+            self._take_offer(offer_id)
+            self.counters["offers_declined"] += 1
+            self._recover(fw.id, rec.agent_id, rec.role, rec.resources, refuse)
+        self._flush_recovered()
+
+    @handles(M.Accept)
+    def _accept(self, m: M.Accept, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "ACCEPT")
+        if fw is None:
+            return
+        refuse = _refuse_seconds(m.filters)
+        recs: list[OfferRec] = []
+        problem = None
+        if not m.offer_ids:
+            problem = "ACCEPT names no offer"
+        if len(set(m.offer_ids)) != len(m.offer_ids):
+            problem = "ACCEPT names an offer twice"
+        for offer_id in m.offer_ids:
+            rec = self.offers.get(offer_id)
+            if rec is None or rec.framework_id != fw.id:
+                problem = problem or f"offer {offer_id} is unknown, was rescinded, or is not this framework's"
+                continue
+            recs.append(rec)
+        if not problem and len({r.agent_id for r in recs}) > 1:
+            problem = "the offers of one ACCEPT must come from one agent"
+        if not problem and len({r.role for r in recs}) > 1:
+            problem = "the offers of one ACCEPT must be allocated to one role"
+        # The offers named are used up by this call, valid or not (as in Mesos).
+        for rec in recs:
+            self._take_offer(rec.offer.offer_id)
+        if problem:
+            for rec in recs:
+                self._recover(fw.id, rec.agent_id, rec.role, rec.resources, None)
+            self._flush_recovered()
+            self.reply_error(sender, "ACCEPT", problem)
+            self._drop_operations(fw, m.operations, Reason.REASON_INVALID_OFFERS, problem)
+            return
+        self.counters["offers_accepted"] += len(recs)
+        agent = self.agents[recs[0].agent_id]
+        role = recs[0].role
+        available = EMPTY
+        for rec in recs:
+            available = available + rec.resources
+        for op in m.operations:
+            if isinstance(op, M.Launch):
+                for task in op.task_infos:
+                    available = self._launch_task(fw, agent, role, task, available)
+            else:
+                available = self._launch_group(fw, agent, role, op, available)
+        self._recover(fw.id, agent.id, role, available, refuse)
+        self._flush_recovered()
+
+    def _drop_operations(self, fw: FrameworkRec, ops: Iterable[M.Operation], reason: Reason,
+                         why: str) -> None:
+        state = TS.TASK_DROPPED if fw.partition_aware else TS.TASK_LOST
+        for op in ops:
+            tasks = op.task_infos if isinstance(op, M.Launch) else op.task_group
+            for task in tasks:
+                self.counters["tasks_refused"] += 1
+                self._send_update(fw, M.TaskStatus(task.task_id, state, Source.SOURCE_MASTER, reason,
+                                                   why, task.agent_id, "", self.now()))
+
+    def _task_problem(self, fw: FrameworkRec, agent: AgentRec, role: str, task: M.TaskInfo,
+                      seen: set[str]) -> tuple[str | None, Resources]:
+        tid = task.task_id
+        if tid in fw.tasks or tid in fw.unreachable or tid in fw.completed_ids or tid in seen:
+            return f"task id {tid!r} is already in use by this framework", EMPTY
+        if task.agent_id and task.agent_id != agent.id:
+            return f"task {tid} names agent {task.agent_id} but the offer is on {agent.id}", EMPTY
+        res = task.resources
+        if res.role == DEFAULT_ROLE and role != DEFAULT_ROLE:
+            res = res.with_role(role)
+        elif res.role != role:
+            return f"task {tid} uses resources of role {res.role!r} in an offer for {role!r}", EMPTY
+        if res.is_empty():
+            return f"task {tid} asks for no resources", EMPTY
+        if res.millis("gpus") % 1000:
+            return f"task {tid} asks for {res.gpus} gpus: only whole GPUs can be allocated", EMPTY
+        return None, res
+
+    def _launch_task(self, fw: FrameworkRec, agent: AgentRec, role: str, task: M.TaskInfo,
+                     available: Resources) -> Resources:
+        problem, res = self._task_problem(fw, agent, role, task, set())
+        if problem is None and task.executor is not None:
+            problem = "LAUNCH runs a command task: use LAUNCH_GROUP for a task with an executor"
+        if problem is None and task.command is None:
+            problem = f"task {task.task_id} has no command"
+        if problem is None and not available.contains(res):
+            problem = (f"task {task.task_id} asks for {res} but only {available} "
+                       f"is left of the offers")
+        if problem is not None:
+            self._refuse_task(fw, task, Reason.REASON_TASK_INVALID, problem)
+            return available
+        task = _with_agent(task, agent.id, res)
+        t = TaskRec(fw.id, task, agent.id, task.task_id, role, res)
+        self._add_task(fw, agent, t)
+        self.tell(agent.address, M.RunTask(fw.info, task))
+        return available - res
+
+    def _launch_group(self, fw: FrameworkRec, agent: AgentRec, role: str, op: M.LaunchGroup,
+                      available: Resources) -> Resources:
+        ex = op.executor
+        problem = None
+        seen: set[str] = set()
+        prepared: list[tuple[M.TaskInfo, Resources]] = []
+        ex_res = ex.resources
+        if ex_res.role == DEFAULT_ROLE and role != DEFAULT_ROLE:
+            ex_res = ex_res.with_role(role)
+        if not op.task_group:
+            problem = "LAUNCH_GROUP with an empty task group"
+        elif ex.type != M.ExecutorType.DEFAULT:
+            problem = "a task group runs under the DEFAULT executor"
+        elif ex_res.role != role:
+            problem = f"executor resources of role {ex_res.role!r} in an offer for {role!r}"
+        existing = agent.executors.get((fw.id, ex.executor_id))
+        need = EMPTY if existing is not None else ex_res
+        for task in op.task_group:
+            if problem:
+                break
+            p, res = self._task_problem(fw, agent, role, task, seen)
+            if p is None and task.command is None:
+                p = f"task {task.task_id} has no command"
+            if p is None and task.executor is not None and task.executor.executor_id != ex.executor_id:
+                p = f"task {task.task_id} names another executor"
+            problem = p
+            seen.add(task.task_id)
+            need = need + res
+            prepared.append((task, res))
+        if problem is None and not available.contains(need):
+            problem = f"the task group asks for {need} but only {available} is left of the offers"
+        if problem is not None:
+            for task in op.task_group:
+                self._refuse_task(fw, task, Reason.REASON_TASK_GROUP_INVALID, problem)
+            return available
+        ex = M.ExecutorInfo(ex.executor_id, fw.id, ex.type, ex_res, ex.name)
+        if existing is None:
+            ex_rec = ExecutorRec(fw.id, ex.executor_id, agent.id, role, ex_res)
+            agent.executors[(fw.id, ex.executor_id)] = ex_rec
+            self._charge(agent, role, ex_res)
+        else:
+            ex_rec = existing
+        group = []
+        for task, res in prepared:
+            task = _with_agent(task, agent.id, res, ex)
+            t = TaskRec(fw.id, task, agent.id, ex.executor_id, role, res)
+            self._add_task(fw, agent, t)
+            ex_rec.tasks.add(task.task_id)
+            group.append(task)
+        self.tell(agent.address, M.RunTaskGroup(fw.info, ex, tuple(group)))
+        return available - need
+
+    def _refuse_task(self, fw: FrameworkRec, task: M.TaskInfo, reason: Reason, why: str) -> None:
+        self.counters["tasks_refused"] += 1
+        self._send_update(fw, M.TaskStatus(task.task_id, TS.TASK_ERROR, Source.SOURCE_MASTER, reason,
+                                           why, task.agent_id, "", self.now()))
+
+    def _add_task(self, fw: FrameworkRec, agent: AgentRec, t: TaskRec) -> None:
+        fw.tasks[t.task_id] = t
+        agent.tasks[(fw.id, t.task_id)] = t
+        self._charge(agent, t.role, t.resources)
+        self.counters["tasks_launched"] += 1
+
+    def _charge(self, agent: AgentRec, role: str, res: Resources) -> None:
+        agent.allocated = agent.allocated + res.with_role(DEFAULT_ROLE)
+        self.ledger.add(role, "allocated", res, self.now())
+
+    def _uncharge(self, agent: AgentRec, role: str, res: Resources) -> None:
+        agent.allocated = agent.allocated.minus_saturating(res.with_role(DEFAULT_ROLE))
+        self.ledger.sub(role, "allocated", res, self.now())
+
+    def _release(self, agent: AgentRec, t: TaskRec, now: float, recover: bool) -> None:
+        """Give a task's resources back (once): terminal, unreachable, or framework gone."""
+        if t.released:
+            return
+        t.released = True
+        self._uncharge(agent, t.role, t.resources)
+        if t.running:
+            t.running = False
+            self.ledger.sub(t.role, "used", t.resources, now)
+        if recover:
+            self._recover(t.framework_id, agent.id, t.role, t.resources, None)
+
+    # ------------------------------------------------------------------ other scheduler calls
+
+    @handles(M.Revive, M.Suppress)
+    def _revive_or_suppress(self, m: M.Revive | M.Suppress, sender: ActorAddress) -> None:
+        call = "REVIVE" if isinstance(m, M.Revive) else "SUPPRESS"
+        fw = self._framework_for(m.framework_id, sender, call)
+        if fw is None:
+            return
+        bad = [r for r in m.roles if r not in fw.info.roles]
+        if bad:
+            self.reply_error(sender, call, f"roles {bad} are not the framework's")
+            return
+        roles = m.roles or fw.info.roles
+        if isinstance(m, M.Revive):
+            fw.suppressed.difference_update(roles)
+            self._to_allocator(M.AllocRevive(fw.id, m.roles))
+        else:
+            fw.suppressed.update(roles)
+            self._to_allocator(M.AllocSuppress(fw.id, m.roles))
+
+    @handles(M.Kill)
+    def _kill(self, m: M.Kill, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "KILL")
+        if fw is None:
+            return
+        t = fw.tasks.get(m.task_id)
+        if t is None:
+            t = fw.unreachable.get(m.task_id)
+            state = TS.TASK_UNKNOWN if fw.partition_aware else TS.TASK_LOST
+            if t is not None:
+                state = TS.TASK_UNREACHABLE if fw.partition_aware else TS.TASK_LOST
+            self._send_update(fw, M.TaskStatus(m.task_id, state, Source.SOURCE_MASTER,
+                                               Reason.REASON_TASK_UNKNOWN,
+                                               "the master knows no running task with this id",
+                                               m.agent_id, "", self.now()))
+            return
+        agent = self.agents.get(t.agent_id)
+        if agent is not None and agent.reachable:
+            grace = m.grace_seconds if m.grace_seconds is not None else t.task.kill_grace_seconds
+            self.tell(agent.address, M.KillTask(fw.id, t.task_id, grace))
+
+    @handles(M.Shutdown)
+    def _shutdown(self, m: M.Shutdown, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "SHUTDOWN")
+        if fw is None:
+            return
+        agent = self.agents.get(m.agent_id)
+        if agent is None or not agent.reachable:
+            self.reply_error(sender, "SHUTDOWN", f"agent {m.agent_id} is not registered")
+            return
+        self.tell(agent.address, M.ShutdownExecutor(fw.id, m.executor_id))
+
+    @handles(M.Acknowledge)
+    def _acknowledge(self, m: M.Acknowledge, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "ACKNOWLEDGE")
+        if fw is None:
+            return
+        agent = self.agents.get(m.agent_id)
+        t = fw.tasks.get(m.task_id)
+        if t is not None and t.status is not None and t.status.uuid == m.uuid and t.state.terminal:
+            self._complete(fw, t)
+        if agent is not None and agent.reachable:
+            self.tell(agent.address, M.StatusUpdateAck(agent.id, fw.id, m.task_id, m.uuid))
+
+    def _complete(self, fw: FrameworkRec, t: TaskRec) -> None:
+        """A terminal update was acknowledged: the task moves to the completed list."""
+        fw.tasks.pop(t.task_id, None)
+        agent = self.agents.get(t.agent_id)
+        if agent is not None:
+            agent.tasks.pop((fw.id, t.task_id), None)
+            ex = agent.executors.get((fw.id, t.executor_id))
+            if ex is not None:
+                ex.tasks.discard(t.task_id)
+        fw.completed.append(t)
+        fw.completed_ids.add(t.task_id)
+        while len(fw.completed) > self.max_completed:
+            old = fw.completed.popleft()
+            fw.completed_ids.discard(old.task_id)
+
+    @handles(M.Reconcile)
+    def _reconcile(self, m: M.Reconcile, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "RECONCILE")
+        if fw is None:
+            return
+        now = self.now()
+        if not m.tasks:  # implicit: every task the master knows for this framework
+            for tid in sorted(fw.tasks):
+                t = fw.tasks[tid]
+                self._send_update(fw, self._master_status(t, t.state, Reason.REASON_RECONCILIATION, ""))
+            for tid in sorted(fw.unreachable):
+                t = fw.unreachable[tid]
+                self._send_update(fw, self._master_status(t, t.state, Reason.REASON_RECONCILIATION, ""))
+            return
+        pa = fw.partition_aware
+        for rt in m.tasks:
+            known = fw.tasks.get(rt.task_id) or fw.unreachable.get(rt.task_id)
+            if known is not None:
+                self._send_update(fw, self._master_status(known, known.state, Reason.REASON_RECONCILIATION, ""))
+                continue
+            agent = self.agents.get(rt.agent_id) if rt.agent_id else None
+            if agent is not None and agent.reachable:
+                state, why = (TS.TASK_GONE if pa else TS.TASK_LOST), "the task is not on its agent"
+            elif agent is not None:
+                state, why = (TS.TASK_UNREACHABLE if pa else TS.TASK_LOST), "the task's agent is unreachable"
+            else:
+                state, why = (TS.TASK_UNKNOWN if pa else TS.TASK_LOST), "the master knows neither task nor agent"
+            self._send_update(fw, M.TaskStatus(rt.task_id, state, Source.SOURCE_MASTER,
+                                               Reason.REASON_RECONCILIATION, why, rt.agent_id, "", now))
+
+    @handles(M.Message)
+    def _message(self, m: M.Message, sender: ActorAddress) -> None:
+        fw = self._framework_for(m.framework_id, sender, "MESSAGE")
+        if fw is None:
+            return
+        agent = self.agents.get(m.agent_id)
+        if agent is None or not agent.reachable:
+            self.reply_error(sender, "MESSAGE", f"agent {m.agent_id} is not registered")
+            return
+        self.tell(agent.address, M.FrameworkToExecutor(agent.id, fw.id, m.executor_id, m.data))
+
+    # ------------------------------------------------------------------ from agents
+
+    @handles(M.StatusUpdate)
+    def _status_update(self, m: M.StatusUpdate, sender: ActorAddress) -> None:
+        agent = self._agent_from(sender, "StatusUpdate")
+        if agent is None:
+            return
+        self.counters["status_updates"] += 1
+        status = m.status
+        fw = self.frameworks.get(m.framework_id)
+        if fw is None:
+            if status.uuid and m.framework_id in self.removed_frameworks:
+                # Nobody will acknowledge for a removed framework: do it, so the agent stops retrying.
+                self.tell(sender, M.StatusUpdateAck(agent.id, m.framework_id, status.task_id, status.uuid))
+            # An unknown framework may still re-subscribe (after a master failover): the
+            # agent keeps retrying until it does.
+            return
+        t = agent.tasks.get((m.framework_id, status.task_id))
+        if t is None:
+            # Not a task the master tracks (completed already, or unknown to it): the
+            # framework still hears of it, and its acknowledgement reaches the agent.
+            self._send_update(fw, status)
+            return
+        now = self.now()
+        latest = m.latest_state if m.latest_state is not None else status.state
+        if not t.released:
+            if latest.terminal:
+                self._release(agent, t, now, recover=True)
+                self._flush_recovered()
+            elif latest == TS.TASK_RUNNING and not t.running:
+                t.running = True
+                self.ledger.add(t.role, "used", t.resources, now)
+        t.state = status.state
+        t.status = status
+        self._send_update(fw, status)
+
+    def _send_update(self, fw: FrameworkRec, status: M.TaskStatus) -> None:
+        if fw.connected and fw.address is not None:
+            if not fw.partition_aware and status.state in M.PARTITION_AWARE_STATES:
+                status = _replace_state(status, TS.TASK_LOST)
+            self.tell(fw.address, M.Update(status))
+
+    def _master_status(self, t: TaskRec, state: TaskState, reason: Reason, message: str) -> M.TaskStatus:
+        return M.TaskStatus(t.task_id, state, Source.SOURCE_MASTER, reason, message, t.agent_id,
+                            t.executor_id, self.now())
+
+    @handles(M.ExitedExecutor)
+    def _exited_executor(self, m: M.ExitedExecutor, sender: ActorAddress) -> None:
+        agent = self._agent_from(sender, "ExitedExecutor")
+        if agent is None:
+            return
+        ex = agent.executors.pop((m.framework_id, m.executor_id), None)
+        if ex is not None:
+            self._uncharge(agent, ex.role, ex.resources)
+            self._recover(ex.framework_id, agent.id, ex.role, ex.resources, None)
+            self._flush_recovered()
+        fw = self.frameworks.get(m.framework_id)
+        if fw is not None and fw.connected and fw.address is not None and m.status not in (None, 0):
+            self.tell(fw.address, M.Failure(agent.id, m.executor_id, m.status))
+
+    @handles(M.ExecutorToFramework)
+    def _executor_message(self, m: M.ExecutorToFramework, sender: ActorAddress) -> None:
+        agent = self._agent_from(sender, "ExecutorToFramework")
+        if agent is None:
+            return
+        fw = self.frameworks.get(m.framework_id)
+        if fw is not None and fw.connected and fw.address is not None:
+            self.tell(fw.address, M.MessageEvent(agent.id, m.executor_id, m.data))
+
+    # ------------------------------------------------------------------ operator
+
+    @handles(M.UpdateWeights)
+    def _update_weights(self, m: M.UpdateWeights, sender: ActorAddress) -> None:
+        bad = [(r, w) for r, w in m.weights if not w > 0]
+        if bad:
+            self.reply_error(sender, "UPDATE_WEIGHTS", f"weights must be positive: {bad}")
+            return
+        for role, w in m.weights:
+            self.weights[role] = w
+        self._to_allocator(M.AllocUpdateWeights(m.weights))
+        self.tell(sender, M.QueryReply("weights", dict(sorted(self.weights.items()))))
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        if not self.configured:
+            return super().query(what, args)
+        if what == "state":
+            return self.state()
+        if what == "summary":
+            return self.summary()
+        return super().query(what, args)
+
+    def summary(self) -> dict[str, Any]:
+        now = self.now()
+        return {
+            "master_id": self.master_id,
+            "agents": sum(1 for a in self.agents.values() if a.reachable),
+            "agents_unreachable": sum(1 for a in self.agents.values() if not a.reachable),
+            "frameworks": len(self.frameworks),
+            "outstanding_offers": len(self.offers),
+            "counters": dict(self.counters),
+            "roles": self.ledger.view(now),
+            "uptime_seconds": now - self.started_at,
+        }
+
+    def state(self) -> dict[str, Any]:
+        now = self.now()
+        return {
+            "master_id": self.master_id,
+            "version": VERSION,
+            "uptime_seconds": now - self.started_at,
+            "agents": [
+                {"id": a.id, "hostname": a.info.hostname, "reachable": a.reachable,
+                 "address": a.addr_text, "resources": a.total.to_dict(),
+                 "allocated": a.allocated.to_dict(), "offered": a.offered.to_dict(),
+                 "tasks": len(a.tasks), "attributes": dict(a.info.attributes)}
+                for a in sorted(self.agents.values(), key=lambda a: a.id)
+            ],
+            "frameworks": [
+                {"id": f.id, "name": f.info.name, "roles": list(f.info.roles),
+                 "capabilities": [str(c) for c in f.info.capabilities], "connected": f.connected,
+                 "active_tasks": len(f.tasks), "unreachable_tasks": len(f.unreachable),
+                 "completed_tasks": len(f.completed), "offers": len(f.offers),
+                 "suppressed_roles": sorted(f.suppressed)}
+                for f in sorted(self.frameworks.values(), key=lambda f: f.id)
+            ],
+            "tasks": [
+                {"id": t.task_id, "framework_id": t.framework_id, "agent_id": t.agent_id,
+                 "executor_id": t.executor_id, "role": t.role, "state": str(t.state),
+                 "resources": t.resources.to_dict()}
+                for f in sorted(self.frameworks.values(), key=lambda f: f.id)
+                for t in [*f.tasks.values(), *f.unreachable.values(), *f.completed]
+            ],
+            "roles": self.ledger.view(now),
+            "weights": dict(sorted(self.weights.items())),
+            "counters": dict(self.counters),
+        }
+
+
+def _with_id(info: M.FrameworkInfo, fid: str) -> M.FrameworkInfo:
+    return M.FrameworkInfo(info.name, info.user, info.roles, info.capabilities, info.failover_timeout,
+                           fid, info.principal, info.hostname, info.checkpoint, info.labels)
+
+
+def _with_agent(task: M.TaskInfo, agent_id: str, res: Resources,
+                executor: M.ExecutorInfo | None = None) -> M.TaskInfo:
+    return M.TaskInfo(task.task_id, task.name, agent_id, res, task.command,
+                      executor if executor is not None else task.executor, task.labels,
+                      task.kill_grace_seconds)
+
+
+def _replace_state(s: M.TaskStatus, state: TaskState) -> M.TaskStatus:
+    return M.TaskStatus(s.task_id, state, s.source, s.reason, s.message, s.agent_id, s.executor_id,
+                        s.timestamp, s.uuid, s.data, s.container_status, s.labels)
+
+
+def _refuse_seconds(filters: M.Filters | None) -> float:
+    """Mesos: default 5 s; negative means the default; over a year is clamped to a year."""
+    if filters is None:
+        return 5.0
+    r = filters.refuse_seconds
+    if r < 0:
+        return 5.0
+    return min(r, 365 * 86400.0)
+
+
+__all__ = ["Master", "ResourceError"]

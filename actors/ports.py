@@ -1,0 +1,81 @@
+"""The contracts of the ports injected into actors.
+
+Actor logic depends on these interfaces only.  Implementations live in
+``isolators/`` (a real host: processes, cgroups, NVML) and ``sim/`` (virtual
+time); the wiring names them by dotted path in each actor's ``Configure``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .messages import Reason, TaskInfo
+from .resources import Resources
+
+
+class ContainerError(Exception):
+    """A container could not be launched (the task fails with this reason and message)."""
+
+    def __init__(self, message: str, reason: Reason = Reason.REASON_CONTAINER_LAUNCH_FAILED) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Launched:
+    pid: int = 0
+    ip_addresses: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerExit:
+    """A container's main process ended.
+
+    ``status``: the exit code (>= 0), minus the signal number (< 0), or None if
+    unknown.  ``reason``/``message``: set when the container was stopped for a
+    limitation (memory, pids, ...), which then decides the task's reason.
+    """
+
+    container_id: str
+    status: int | None
+    reason: Reason | None = None
+    message: str = ""
+
+
+class Containerizer(Protocol):
+    """Runs containers for an executor, and tells it when they end.
+
+    The executor polls: after any change it asks :meth:`next_check` how long
+    until :meth:`reap` may have news, and sets a timer for that.  A real host
+    answers a short polling period while anything runs; the simulator answers
+    the exact time of the next exit.
+    """
+
+    def launch(self, container_id: str, task: TaskInfo, sandbox: str) -> Launched: ...
+
+    def kill(self, container_id: str, hard: bool = False) -> None: ...
+
+    def reap(self) -> list[ContainerExit]: ...
+
+    def next_check(self) -> float | None: ...
+
+    def output_tail(self, container_id: str, max_bytes: int) -> bytes: ...
+
+    def destroy(self, container_id: str) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Discovered:
+    """What an agent's host has to offer."""
+
+    resources: Resources
+    hostname: str
+    details: dict[str, Any]
+
+
+class Discovery(Protocol):
+    def __call__(self) -> Discovered: ...

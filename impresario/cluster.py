@@ -1,0 +1,290 @@
+"""Real-host wiring: Thespian ``multiprocTCPBase`` systems running the kernel's actors.
+
+One convention: the master's system leads (its admin port is the master's
+port, 5050 by default), and every agent system joins it.  Liveness and
+finding the master are the kernel's own business (heartbeats, configured
+addresses); the convention only carries actor creation and messages.
+
+:class:`LocalCluster` starts a master, an allocator and N agents on loopback,
+each agent in a system of its own, as ``impresario local`` does.  Every
+Thespian system started here is shut down by :meth:`LocalCluster.stop`, and
+any process of theirs still alive afterwards is killed: Thespian admins
+daemonize and would otherwise outlive us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psutil
+from thespian.actors import ActorAddress, ActorSystem
+
+from actors import messages as M
+from actors.codec import CodecError, decode, encode
+
+from .realhost import BASE_PORTS, SYSTEM_BASE, TcpAddresses
+
+log = logging.getLogger("impresario.cluster")
+
+MASTER_CLASS = "actors.master.Master"
+ALLOCATOR_CLASS = "actors.allocator.Allocator"
+AGENT_CLASS = "actors.agent.Agent"
+MASTER_GLOBAL_NAME = "impresario-master"
+ALLOCATOR_GLOBAL_NAME = "impresario-allocator"
+DEFAULT_MASTER_PORT = 5050
+DEFAULT_AGENT_PORT = 5051
+POSIX_EXECUTOR_PORTS = [["containerizer", "isolators.posix:PosixContainerizer"]]
+AGENT_PORTS = (*BASE_PORTS, ("discovery", "isolators.discovery:discovery"))
+
+
+class KernelError(RuntimeError):
+    """A kernel actor refused its configuration or did not answer."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def log_defs(path: str | None, level: str = "INFO") -> dict[str, Any]:
+    """Thespian's logging set-up for actor processes: a file, and errors to stderr."""
+    handlers: dict[str, Any] = {
+        "stderr": {"class": "logging.StreamHandler", "level": "ERROR", "formatter": "plain"},
+    }
+    if path:
+        handlers["file"] = {"class": "logging.FileHandler", "filename": path, "level": level,
+                            "formatter": "plain"}
+    return {
+        "version": 1,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+        "handlers": handlers,
+        "root": {"handlers": sorted(handlers), "level": level},
+        "disable_existing_loggers": False,
+    }
+
+
+class System:
+    """One Thespian system started by this process, and how to end it for sure."""
+
+    def __init__(self, caps: dict[str, Any], logdefs: dict[str, Any] | None) -> None:
+        me = psutil.Process()
+        before = {p.pid for p in me.children()}
+        self.asys = ActorSystem(SYSTEM_BASE, caps, logDefs=logdefs or False, transientUnique=True)
+        self.port = caps.get("Admin Port")
+        self.admin_pids = sorted(p.pid for p in me.children() if p.pid not in before)
+
+    def processes(self) -> list[psutil.Process]:
+        out = []
+        for pid in self.admin_pids:
+            try:
+                p = psutil.Process(pid)
+                out.append(p)
+                out.extend(p.children(recursive=True))
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    def shutdown(self, timeout: float = 20.0) -> None:
+        procs = self.processes()
+        try:
+            self.asys.shutdown()
+        except Exception as e:  # the admin may already be gone
+            log.warning("shutting down the system on port %s: %s", self.port, e)
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        psutil.wait_procs(alive, timeout=5)
+
+
+class Client:
+    """Talks to kernel actors from outside, through one system's external context."""
+
+    def __init__(self, asys: ActorSystem) -> None:
+        self.asys = asys
+
+    def tell(self, addr: ActorAddress, msg: Any) -> None:
+        self.asys.tell(addr, encode(msg))
+
+    def ask(self, addr: ActorAddress, msg: Any, expect: type, timeout: float = 30.0) -> Any:
+        """Send ``msg`` and wait for an answer of type ``expect``.
+
+        Anything else arriving meanwhile (a late answer to an earlier tell, say) is
+        set aside: the external context is shared by everything this client sends.
+        """
+        deadline = time.monotonic() + timeout
+        reply = self.asys.ask(addr, encode(msg), timeout)
+        while True:
+            if reply is None:
+                raise KernelError(f"no answer to {type(msg).__name__} within {timeout:.0f} s")
+            if type(reply) is bytes:
+                try:
+                    decoded = decode(reply)
+                except CodecError as e:
+                    raise KernelError(f"an undecodable answer: {e}") from None
+                if isinstance(decoded, expect):
+                    return decoded
+                log.debug("set aside while waiting for %s: %r", expect.__name__, decoded)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise KernelError(f"no answer to {type(msg).__name__} within {timeout:.0f} s")
+            reply = self.asys.listen(left)
+
+    def configure(self, addr: ActorAddress, component: str, name: str, settings: dict[str, Any],
+                  ports: tuple[tuple[str, str], ...] = BASE_PORTS, timeout: float = 60.0) -> None:
+        reply = self.ask(addr, M.Configure(component, name, settings, ports), M.Configured, timeout)
+        if reply.error:
+            raise KernelError(f"{name}: configuration refused: {reply.error}")
+
+    def query(self, addr: ActorAddress, what: str, timeout: float = 30.0, **args: Any) -> Any:
+        reply = self.ask(addr, M.Query(what, args), M.QueryReply, timeout)
+        if reply.error:
+            raise KernelError(reply.error)
+        return reply.result
+
+
+def address_text(addr: ActorAddress) -> str:
+    return TcpAddresses().format(addr)
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+    """Poll ``pred`` until it returns something true; raise TimeoutError at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+class LocalCluster:
+    """A master, an allocator and N agents, each agent in its own Thespian system, on loopback."""
+
+    def __init__(self, agents: int = 2, work_dir: str | None = None,
+                 agent_resources: str | None = None, master_settings: dict[str, Any] | None = None,
+                 agent_settings: dict[str, Any] | None = None, log_level: str = "INFO",
+                 bind: str = "127.0.0.1") -> None:
+        if agents < 1:
+            raise ValueError("a cluster needs at least one agent")
+        self.n_agents = agents
+        self._own_dir = work_dir is None
+        self.work_dir = work_dir or tempfile.mkdtemp(prefix="impresario-local-")
+        self.agent_resources = agent_resources
+        self.master_settings = dict(master_settings or {})
+        self.agent_settings = dict(agent_settings or {})
+        self.log_level = log_level
+        self.bind = bind
+        self.systems: list[System] = []
+        self.master: ActorAddress | None = None
+        self.allocator: ActorAddress | None = None
+        self.agents: list[ActorAddress] = []
+        self.client: Client | None = None
+        self.master_id = f"local-{uuid.uuid4().hex[:8]}"
+        self.log_path = os.path.join(self.work_dir, "impresario.log")
+
+    # ------------------------------------------------------------------ life cycle
+
+    def __enter__(self) -> LocalCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 60.0) -> LocalCluster:
+        os.environ["THESPIAN_BASE_IPADDR"] = self.bind
+        os.makedirs(self.work_dir, exist_ok=True)
+        logdefs = log_defs(self.log_path, self.log_level)
+        master_port = free_port(self.bind)
+        msys = System({"Admin Port": master_port, "impresario.master": True}, logdefs)
+        self.systems.append(msys)
+        self.client = client = Client(msys.asys)
+        self.master = msys.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
+        self.allocator = msys.asys.createActor(ALLOCATOR_CLASS, globalName=ALLOCATOR_GLOBAL_NAME)
+        master_text = address_text(self.master)
+        client.configure(self.allocator, "allocator", "allocator",
+                         {"master": master_text, "seed": uuid.uuid4().int % 2**31}, timeout=timeout)
+        client.configure(self.master, "master", "master",
+                         {"master_id": self.master_id, "allocator": address_text(self.allocator),
+                          **self.master_settings}, timeout=timeout)
+        per_agent = self.agent_resources or self._share_of_host()
+        for i in range(self.n_agents):
+            sys_i = System({"Admin Port": free_port(self.bind),
+                            "Convention Address.IPv4": (self.bind, master_port)}, logdefs)
+            self.systems.append(sys_i)
+            agent = sys_i.asys.createActor(AGENT_CLASS)
+            settings = {
+                "master": master_text,
+                "work_dir": os.path.join(self.work_dir, f"agent-{i}"),
+                "hostname": f"{socket.gethostname()}-agent{i}",
+                "executor_ports": POSIX_EXECUTOR_PORTS,
+                "output_tail_bytes": 16384,
+                "seed": i,
+                **self.agent_settings,
+            }
+            if per_agent:
+                settings["resources"] = per_agent
+            Client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, AGENT_PORTS, timeout)
+            self.agents.append(agent)
+        wait_for(lambda: self.state().get("agents") and
+                 sum(1 for a in self.state()["agents"] if a["reachable"]) >= self.n_agents,
+                 timeout, what=f"{self.n_agents} agents to register")
+        return self
+
+    def _share_of_host(self) -> str | None:
+        """N agents on one host: each offers 1/N of it, so nothing is counted twice."""
+        if self.n_agents == 1:
+            return None
+        cpus = max(0.1, round(len(os.sched_getaffinity(0)) / self.n_agents, 3))
+        mem = max(64, int(psutil.virtual_memory().total / 2**20 * 0.75 / self.n_agents))
+        disk = max(64, int(psutil.disk_usage(self.work_dir).free / 2**20 * 0.5 / self.n_agents))
+        return f"cpus:{cpus};mem:{mem};disk:{disk}"
+
+    def stop(self) -> None:
+        # Agents first (their executors stop their tasks), the master's system last.
+        for system in reversed(self.systems):
+            system.shutdown()
+        self.systems = []
+
+    # ------------------------------------------------------------------ use
+
+    def start_framework(self, class_path: str, name: str, settings: dict[str, Any],
+                        timeout: float = 60.0) -> ActorAddress:
+        """Create a framework actor in the master's system and configure it."""
+        assert self.client is not None and self.master is not None
+        fw = self.systems[0].asys.createActor(class_path.replace(":", "."))
+        full = {"master": address_text(self.master), "name": name, **settings}
+        self.client.configure(fw, "framework", name, full, timeout=timeout)
+        return fw
+
+    def state(self) -> dict[str, Any]:
+        assert self.client is not None and self.master is not None
+        result = self.client.query(self.master, "state")
+        return result if isinstance(result, dict) else {}
+
+    def query(self, addr: ActorAddress, what: str, timeout: float = 30.0) -> Any:
+        assert self.client is not None
+        return self.client.query(addr, what, timeout)
+
+
+@contextlib.contextmanager
+def local_cluster(**kw: Any) -> Iterator[LocalCluster]:
+    cluster = LocalCluster(**kw)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
