@@ -72,7 +72,8 @@ class DRFPolicy:
         self.fw_alloc: dict[tuple[str, str], Resources] = {}
         self.role_frameworks: dict[str, set[str]] = {}
         self.total = EMPTY
-        self.filters: dict[tuple[str, str], dict[str, float]] = {}  # (fid, role) -> agent -> until
+        # (framework, role) -> agent -> (until, refused resources)
+        self.filters: dict[tuple[str, str], dict[str, tuple[float, Resources]]] = {}
         self._expiries: list[tuple[float, str]] = []
         self.dirty: set[str] = set()
         self.demand_changed = False
@@ -146,8 +147,12 @@ class DRFPolicy:
         self.dirty.add(item.agent_id)
         refuse = item.refuse_seconds
         if refuse and refuse > 0 and item.framework_id in self.frameworks:
+            # As Mesos: the filter lasts at least one allocation interval (MESOS-4302) and
+            # hides only offers that are no larger than what was refused.
             until = now + max(refuse, self.interval)
-            self.filters.setdefault((item.framework_id, item.role), {})[item.agent_id] = until
+            # The latest refusal on an agent replaces an earlier one.
+            refused = item.resources.with_role(DEFAULT_ROLE)
+            self.filters.setdefault((item.framework_id, item.role), {})[item.agent_id] = (until, refused)
             heapq.heappush(self._expiries, (until, item.agent_id))
 
     def suppress(self, fid: str, roles: Iterable[str]) -> None:
@@ -211,17 +216,19 @@ class DRFPolicy:
     def allocatable(self, free: Resources) -> bool:
         return any(free.contains(m) for m in self.min_allocatable)
 
-    def _filtered(self, fid: str, role: str, agent_id: str, now: float) -> bool:
+    def _filtered(self, fid: str, role: str, slot: _AgentSlot, free: Resources, now: float) -> bool:
+        """Whether a refusal filter hides ``free`` on this agent from this framework and role."""
         f = self.filters.get((fid, role))
         if not f:
             return False
-        until = f.get(agent_id)
-        if until is None:
+        entry = f.get(slot.id)
+        if entry is None:
             return False
-        if until > now:
-            return True
-        del f[agent_id]
-        return False
+        until, refused = entry
+        if until <= now:
+            del f[slot.id]
+            return False
+        return refused.contains(free)
 
     def allocate(self, now: float, rng: Any) -> list[M.Allocation]:
         """One allocation run: which free resources go to which framework and role."""
@@ -247,7 +254,7 @@ class DRFPolicy:
                 continue
             if order is None:
                 order = self._role_order()
-            chosen = self._choose(order, slot, now)
+            chosen = self._choose(order, slot, free, now)
             if chosen is None:
                 continue
             fid, role = chosen
@@ -262,7 +269,8 @@ class DRFPolicy:
         roles.sort(key=lambda r: (self.role_share(r), r))
         return roles
 
-    def _choose(self, roles: list[str], slot: _AgentSlot, now: float) -> tuple[str, str] | None:
+    def _choose(self, roles: list[str], slot: _AgentSlot, free: Resources,
+                now: float) -> tuple[str, str] | None:
         for role in roles:
             weight = self.weights.get(role, 1.0)
             best: tuple[float, str] | None = None
@@ -272,7 +280,7 @@ class DRFPolicy:
                     continue
                 if self.filter_gpus and slot.has_gpus and GPU_CAPABILITY not in fw.capabilities:
                     continue
-                if self._filtered(fid, role, slot.id, now):
+                if self._filtered(fid, role, slot, free, now):
                     continue
                 key = (self.share(self.fw_alloc.get((fid, role), EMPTY), weight), fid)
                 if best is None or key < best:

@@ -19,6 +19,9 @@ Settings (beside the framework's own):
     how many times a task that failed or was lost is resubmitted (default 0).
 ``teardown_when_done``
     end the framework (TEARDOWN) once every task is terminal (default false).
+``keep_results``
+    keep each task's final status (state, reason, message, output tail) for the
+    ``results`` query (default false: at scale that is memory for nothing).
 
 Placement is first fit over the pending tasks grouped by shape, oldest shape
 first, so one offer costs a few checks however many tasks wait.
@@ -152,6 +155,8 @@ class BatchFramework(Framework):
         self.total_tasks = 0
         self._ids: list[list[str]] = []
         self._suppressing = False
+        self.keep_results = False
+        self.results: dict[str, dict[str, Any]] = {}
 
     def setup(self, settings: dict[str, Any]) -> None:
         specs = settings.get("tasks", [])
@@ -161,6 +166,7 @@ class BatchFramework(Framework):
         self.refuse_seconds = float(settings.get("refuse_seconds", 5.0))
         self.max_retries = int(settings.get("max_retries", 0))
         self.teardown_when_done = bool(settings.get("teardown_when_done", False))
+        self.keep_results = bool(settings.get("keep_results", False))
         self._ids = []
         seen: set[str] = set()
         for i, spec in enumerate(specs):
@@ -243,6 +249,11 @@ class BatchFramework(Framework):
     def status_update(self, status: M.TaskStatus) -> None:
         if not status.state.terminal:
             return
+        if self.keep_results:
+            self.results[status.task_id] = {
+                "state": str(status.state), "reason": str(status.reason) if status.reason else None,
+                "message": status.message, "agent_id": status.agent_id,
+                "output": status.data.decode(errors="replace")}
         p = self.attempts.get(status.task_id)
         if status.state in RETRY_STATES and p is not None and p.attempt < self.max_retries:
             retry = Pending(f"{p.task_id.split('~')[0]}~{p.attempt + 1}", p.shape, p.duration, p.attempt + 1)
@@ -265,3 +276,8 @@ class BatchFramework(Framework):
         out = super().summary()
         out["pending_in_queue"] = self.pending_count()
         return out
+
+    def query(self, what: str, args: dict[str, Any]) -> Any:
+        if what == "results":
+            return self.results
+        return super().query(what, args)

@@ -103,8 +103,17 @@ class OfferRec:
     resources: Resources
 
 
+MASTER_CAPABILITY = "impresario.master"
+
+
 class Master(KernelActor):
     component = "master"
+
+    @staticmethod
+    def actorSystemCapabilityCheck(capabilities: dict[str, Any], requirements: dict[str, Any]) -> bool:
+        """On a real host a master lives only in a system that declares itself the master's
+        (so that agents can find it through the convention by its global name)."""
+        return bool(capabilities.get(MASTER_CAPABILITY))
 
     def __init__(self) -> None:
         super().__init__()

@@ -174,9 +174,11 @@ class LocalCluster:
     def __init__(self, agents: int = 2, work_dir: str | None = None,
                  agent_resources: str | None = None, master_settings: dict[str, Any] | None = None,
                  agent_settings: dict[str, Any] | None = None, log_level: str = "INFO",
-                 bind: str = "127.0.0.1") -> None:
+                 bind: str = "127.0.0.1", agent_shapes: list[str] | None = None) -> None:
         if agents < 1:
             raise ValueError("a cluster needs at least one agent")
+        if agent_shapes is not None and len(agent_shapes) != agents:
+            raise ValueError("give one resource shape per agent")
         self.n_agents = agents
         self._own_dir = work_dir is None
         self.work_dir = work_dir or tempfile.mkdtemp(prefix="impresario-local-")
@@ -191,6 +193,7 @@ class LocalCluster:
         self.agents: list[ActorAddress] = []
         self.client: Client | None = None
         self.master_id = f"local-{uuid.uuid4().hex[:8]}"
+        self.agent_shapes = agent_shapes  # per-agent resources, instead of a share of the host
         self.log_path = os.path.join(self.work_dir, "impresario.log")
 
     # ------------------------------------------------------------------ life cycle
@@ -236,7 +239,9 @@ class LocalCluster:
                 "seed": i,
                 **self.agent_settings,
             }
-            if per_agent:
+            if self.agent_shapes:
+                settings["resources"] = self.agent_shapes[i]
+            elif per_agent:
                 settings["resources"] = per_agent
             Client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, AGENT_PORTS, timeout)
             self.agents.append(agent)
@@ -286,5 +291,29 @@ def local_cluster(**kw: Any) -> Iterator[LocalCluster]:
     cluster = LocalCluster(**kw)
     try:
         yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+def run_scenario(scenario: Any, time_scale: float = 0.01, timeout: float = 300.0,
+                 max_agents: int = 16) -> dict[str, dict[str, str]]:
+    """Run a (small) scenario on this host: each agent a Thespian system, each task a real
+    process sleeping for its duration times ``time_scale``.  Returns every framework's
+    final task states, ``{framework: {task_id: state}}``."""
+    groups = [g for g in scenario.groups if g.count]
+    if sum(g.count for g in groups) > max_agents:
+        raise ValueError(f"{scenario.name}: more than {max_agents} agents is not for a single real host")
+    shapes = [str(g.resources) for g in groups for _ in range(g.count)]
+    cluster = LocalCluster(agents=len(shapes), agent_shapes=shapes)
+    try:
+        cluster.start()
+        fws = []
+        for fw in scenario.frameworks:
+            settings = {**fw.settings, "roles": fw.roles, "capabilities": fw.capabilities,
+                        "time_scale": fw.settings.get("time_scale", time_scale)}
+            fws.append((fw.name, cluster.start_framework(fw.class_path, fw.name, settings)))
+        wait_for(lambda: all(cluster.query(a, "summary")["done"] for _, a in fws), timeout,
+                 what="every framework to finish")
+        return {name: cluster.query(a, "tasks") for name, a in fws}
     finally:
         cluster.stop()

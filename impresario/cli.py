@@ -1,0 +1,516 @@
+"""The ``impresario`` command line.
+
+::
+
+    impresario local [--agents N] [--tasks M] [--out DIR]      a whole cluster on loopback, one batch
+    impresario sim SCENARIO.toml [--out DIR] [--seed N]        a scenario in virtual time
+    impresario master [--port 5050] [--listen IP]              a master for a real cluster
+    impresario agent --master HOST:PORT [--port 5051]          an agent joining it
+    impresario state [--master HOST:PORT]                      the master's state, as JSON
+    impresario execute (--master HOST:PORT | --local) --cpus X --mem SIZE -- CMD [ARG...]
+    impresario framework package.module:Class --master HOST:PORT
+
+Exit status: 0 on success (``local`` and ``execute``: only if every task
+FINISHED), 1 when the work failed, 2 for bad usage or a configuration that
+cannot start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import signal
+import socket
+import sys
+import time
+import uuid
+from typing import Any
+
+from actors.units import UnitError, parse_size
+
+from . import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+BATCH = "actors.batch:BatchFramework"
+
+
+class UsageError(Exception):
+    pass
+
+
+def _size(text: str) -> float:
+    try:
+        return parse_size(text)
+    except UnitError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+    return v
+
+
+def _hostport(text: str, default_port: int = 5050) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, str(default_port)
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host, int(port)
+
+
+def _say(*parts: Any) -> None:
+    print(*parts, flush=True)
+
+
+# --------------------------------------------------------------------------- local
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from .cluster import LocalCluster, wait_for
+    from .summary import real_summary, write_summary
+
+    if args.agents < 1 or args.tasks < 0:
+        raise UsageError("--agents must be at least 1 and --tasks not negative")
+    spec = {"name": "task", "count": args.tasks, "cpus": args.cpus, "mem": args.mem, "command": args.command}
+    mem_text = f"{args.mem:g} MiB"
+    _say(f"impresario local: {args.agents} agents, {args.tasks} tasks of `{args.command}` "
+         f"({args.cpus:g} cpus, {mem_text} each)")
+    t0 = time.monotonic()
+    cluster = LocalCluster(agents=args.agents, work_dir=args.work_dir, log_level=args.log_level)
+    try:
+        cluster.start(timeout=args.timeout)
+        assert cluster.master is not None
+        _say(f"  master {cluster.master_id} and {args.agents} agents up in {time.monotonic() - t0:.1f} s "
+             f"(Thespian multiprocTCPBase on 127.0.0.1); work dir {cluster.work_dir}")
+        _say(f"  tasks run as user {_user()}, in their own sessions; logs in {cluster.log_path}")
+        started = time.monotonic()
+        fw = cluster.start_framework(BATCH, "batch", {"tasks": [spec] if args.tasks else [],
+                                                      "keep_results": True})
+
+        def done() -> dict[str, Any] | None:
+            s = cluster.query(fw, "summary")
+            return s if s["done"] else None
+
+        try:
+            s = wait_for(done, args.timeout, interval=0.1, what="the tasks to end")
+        except TimeoutError:
+            s = cluster.query(fw, "summary")
+            _say(f"  timed out after {args.timeout:.0f} s")
+        elapsed = time.monotonic() - started
+        summary = real_summary(cluster, [(fw, s)], elapsed, time.monotonic() - t0)
+        ok = s["tasks_finished"] == s["tasks_submitted"] and s["done"]
+        lat = s["scheduling_latency"]
+        _say(f"  {s['tasks_finished']}/{s['tasks_submitted']} FINISHED, {s['tasks_failed']} FAILED, "
+             f"{s['tasks_killed']} KILLED, {s['tasks_error']} ERROR, {s['tasks_lost']} LOST "
+             f"in {elapsed:.1f} s")
+        if lat["count"]:
+            _say(f"  scheduling latency p50 {lat['p50']:.3f} s, p90 {lat['p90']:.3f} s, p99 {lat['p99']:.3f} s")
+        if not ok:
+            for tid, r in sorted(cluster.query(fw, "results").items()):
+                if r["state"] != "TASK_FINISHED":
+                    _say(f"  {tid}: {r['state']} {r['reason'] or ''} {r['message']}")
+        if args.out:
+            path = write_summary(args.out, summary)
+            _say(f"  summary written to {path}")
+        return EXIT_OK if ok else EXIT_FAILED
+    finally:
+        cluster.stop()
+        if args.work_dir is None and not args.keep_work_dir:
+            _remove_tree(cluster.work_dir)
+
+
+def _user() -> str:
+    import pwd
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def _remove_tree(path: str) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- sim
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim import scenario as S
+    from sim.runner import run
+
+    try:
+        path = S.find(args.scenario)
+        sc = S.load(path)
+    except S.ScenarioError as e:
+        raise UsageError(str(e)) from None
+    out = args.out or os.path.join("results", sc.name)
+    seed = args.seed if args.seed is not None else sc.seed
+    _say(f"impresario sim: {sc.name} ({path}): {sc.agents} agents, {len(sc.frameworks)} frameworks, "
+         f"{sc.tasks} tasks, seed {seed}")
+    try:
+        result = run(sc, seed=seed, out_dir=out)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    s = result.summary
+    _say(f"  {s['tasks_finished']} finished, {s['tasks_failed']} failed, {s['tasks_killed']} killed, "
+         f"{s['tasks_error']} error, {s['tasks_lost']} lost, {s['tasks_running']} running, "
+         f"{s['tasks_pending']} pending (of {s['tasks_submitted']})")
+    _say(f"  {s['virtual_seconds']:.1f} virtual s in {s['wall_seconds']:.1f} wall s; "
+         f"{s['messages']} messages; digest {s['digest'][:16]}")
+    lat = s["scheduling_latency"]
+    if lat["count"]:
+        _say(f"  scheduling latency p50 {lat['p50']:.3f} s, p90 {lat['p90']:.3f} s, p99 {lat['p99']:.3f} s")
+    for role, r in s["roles"].items():
+        m = r["mean_allocated"]
+        _say(f"  role {role} (weight {r['weight']:g}): mean allocated {m['cpus']:.1f} cpus, "
+             f"{m['mem'] / 1024:.1f} GiB mem")
+    _say(f"  summary written to {result.summary_path}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- a real cluster
+
+
+def _wait_for_signal() -> None:
+    stop = {"now": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    while not stop["now"]:
+        time.sleep(0.5)
+
+
+def cmd_master(args: argparse.Namespace) -> int:
+    from .cluster import (
+        ALLOCATOR_CLASS,
+        MASTER_CLASS,
+        MASTER_GLOBAL_NAME,
+        Client,
+        System,
+        address_text,
+        log_defs,
+    )
+
+    os.environ["THESPIAN_BASE_IPADDR"] = args.listen
+    work_dir = args.work_dir
+    os.makedirs(work_dir, exist_ok=True)
+    log_path = os.path.join(work_dir, "master.log")
+    system = System({"Admin Port": args.port, "impresario.master": True}, log_defs(log_path, args.log_level))
+    try:
+        client = Client(system.asys)
+        master = system.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
+        allocator = system.asys.createActor(ALLOCATOR_CLASS)
+        master_id = args.master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+        client.configure(allocator, "allocator", "allocator",
+                         {"master": address_text(master), "seed": uuid.uuid4().int % 2**31,
+                          "allocation_interval": args.allocation_interval})
+        client.configure(master, "master", "master",
+                         {"master_id": master_id, "allocator": address_text(allocator)})
+        _say(f"impresario master {master_id} on {args.listen}:{args.port} (actor {address_text(master)}); "
+             f"log {log_path}; Ctrl-C to stop")
+        _wait_for_signal()
+        _say("impresario master: stopping")
+        return EXIT_OK
+    finally:
+        system.shutdown()
+
+
+def _join(master: tuple[str, int], listen: str | None, port: int | None, log_path: str | None,
+          log_level: str, caps: dict[str, Any] | None = None, timeout: float = 30.0) -> tuple[Any, Any]:
+    """Start a Thespian system joined to the master's convention; find the master actor."""
+    from .cluster import (
+        MASTER_CLASS,
+        MASTER_GLOBAL_NAME,
+        Client,
+        KernelError,
+        System,
+        free_port,
+        log_defs,
+    )
+
+    host, mport = master
+    try:
+        with socket.create_connection((host, mport), timeout=5):
+            pass
+    except OSError as e:
+        raise KernelError(f"no master at {host}:{mport} ({e.strerror or e})") from None
+    bind = listen or ("127.0.0.1" if _is_loopback(host) else None)
+    if bind:
+        os.environ["THESPIAN_BASE_IPADDR"] = bind
+    system = System({"Admin Port": port or free_port(bind or ""), "Convention Address.IPv4": (host, mport),
+                     **(caps or {})}, log_defs(log_path, log_level))
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            addr = system.asys.createActor(MASTER_CLASS, targetActorRequirements={"impresario.master": True},
+                                           globalName=MASTER_GLOBAL_NAME)
+            stats = Client(system.asys).query(addr, "stats", timeout=10)
+            if stats.get("configured"):
+                return system, addr
+            last = "the master there is not configured"
+        except Exception as e:  # not joined yet, or nobody there
+            last = str(e) or type(e).__name__
+        time.sleep(0.5)
+    system.shutdown()
+    raise KernelError(f"no master at {host}:{mport} ({last})")
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return socket.gethostbyname(host).startswith("127.")
+    except OSError:
+        return False
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from .cluster import AGENT_CLASS, AGENT_PORTS, POSIX_EXECUTOR_PORTS, Client, address_text
+
+    os.makedirs(args.work_dir, exist_ok=True)
+    log_path = os.path.join(args.work_dir, "agent.log")
+    system, master = _join(args.master, args.listen, args.port, log_path, args.log_level)
+    try:
+        agent = system.asys.createActor(AGENT_CLASS)
+        settings: dict[str, Any] = {"master": address_text(master), "work_dir": args.work_dir,
+                                    "executor_ports": POSIX_EXECUTOR_PORTS, "output_tail_bytes": 16384,
+                                    "seed": uuid.uuid4().int % 2**31}
+        if args.resources:
+            settings["resources"] = args.resources
+        if args.hostname:
+            settings["hostname"] = args.hostname
+        if args.attributes:
+            settings["attributes"] = dict(kv.split(":", 1) for kv in args.attributes.split(";") if kv)
+        client = Client(system.asys)
+        client.configure(agent, "agent", args.hostname or socket.gethostname(), settings, AGENT_PORTS)
+        from .cluster import wait_for
+        state = wait_for(lambda: (lambda s: s if s["registered"] or s["refused"] else None)(
+            client.query(agent, "state")), 60, what="registration")
+        if state["refused"]:
+            _say(f"impresario agent: refused by the master: {state['refused']}")
+            return EXIT_FAILED
+        offered = ";".join(f"{k}:{v}" for k, v in state["resources"].items())
+        _say(f"impresario agent {state['agent_id']} registered with {args.master[0]}:{args.master[1]}, "
+             f"offering {offered}; log {log_path}; Ctrl-C to stop")
+        _wait_for_signal()
+        return EXIT_OK
+    finally:
+        system.shutdown()
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from .cluster import Client
+
+    system, master = _join(args.master, None, None, None, "WARNING")
+    try:
+        state = Client(system.asys).query(master, "state")
+        json.dump(state, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    finally:
+        system.shutdown()
+
+
+# --------------------------------------------------------------------------- execute and framework
+
+
+def cmd_execute(args: argparse.Namespace) -> int:
+    from .cluster import Client, LocalCluster, address_text, wait_for
+
+    if not args.command:
+        raise UsageError("give the command after --: impresario execute --local -- CMD [ARG...]")
+    command = args.command[0] if len(args.command) == 1 else shlex.join(args.command)
+    spec: dict[str, Any] = {"name": args.name, "cpus": args.cpus, "mem": args.mem, "command": command}
+    if args.gpus:
+        spec["gpus"] = args.gpus
+    settings = {"tasks": [spec], "keep_results": True, "capabilities": ["GPU_RESOURCES"] if args.gpus else []}
+    cluster = None
+    system = None
+    try:
+        if args.local:
+            cluster = LocalCluster(agents=1, log_level=args.log_level)
+            cluster.start()
+            _say(f"impresario execute: a local cluster (1 agent); the task runs as user {_user()}")
+            fw = cluster.start_framework(BATCH, "execute", settings)
+            client = cluster.client
+        else:
+            system, master = _join(args.master, None, None, None, "WARNING")
+            fw = system.asys.createActor(BATCH.replace(":", "."))
+            client = Client(system.asys)
+            client.configure(fw, "framework", "execute", {"master": address_text(master), "name": "execute", **settings})
+        assert client is not None
+        _say(f"  launching `{command}` ({args.cpus:g} cpus, {args.mem:g} MiB"
+             f"{f', {args.gpus:g} gpus' if args.gpus else ''})")
+        try:
+            wait_for(lambda: client.query(fw, "summary")["done"], args.timeout, interval=0.1, what="the task")
+        except TimeoutError:
+            _say(f"  no terminal state within {args.timeout:.0f} s")
+            return EXIT_FAILED
+        results = client.query(fw, "results")
+        r = results.get(args.name)
+        if r is None:
+            _say("  the task ended without a status")
+            return EXIT_FAILED
+        if r["output"]:
+            sys.stdout.write(r["output"])
+            if not r["output"].endswith("\n"):
+                sys.stdout.write("\n")
+        reason = f" ({r['reason']})" if r["reason"] else ""
+        _say(f"{r['state']}{reason}: {r['message']}")
+        return EXIT_OK if r["state"] == "TASK_FINISHED" else EXIT_FAILED
+    finally:
+        if cluster is not None:
+            cluster.stop()
+            _remove_tree(cluster.work_dir)
+        if system is not None:
+            system.shutdown()
+
+
+def cmd_framework(args: argparse.Namespace) -> int:
+    from actors.base import ConfigError, load_object
+
+    from .cluster import Client, address_text, wait_for
+
+    sys.path.insert(0, os.getcwd())  # the user's package, importable in the actor processes too
+    try:
+        cls = load_object(args.class_path)
+    except ConfigError as e:
+        raise UsageError(str(e)) from None
+    settings = json.loads(args.settings) if args.settings else {}
+    if not isinstance(settings, dict):
+        raise UsageError("--settings must be a JSON object")
+    if args.role:
+        settings["roles"] = args.role
+    system, master = _join(args.master, None, None, None, args.log_level)
+    try:
+        fw = system.asys.createActor(f"{cls.__module__}.{cls.__qualname__}")
+        client = Client(system.asys)
+        name = args.name or cls.__name__
+        client.configure(fw, "framework", name, {"master": address_text(master), "name": name, **settings})
+        _say(f"impresario framework {name} ({args.class_path}) subscribed to {args.master[0]}:{args.master[1]}")
+        stop = {"now": False}
+        signal.signal(signal.SIGINT, lambda *a: stop.update(now=True))
+        signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+        try:
+            s = wait_for(lambda: stop["now"] or (lambda x: x if x["done"] else None)(client.query(fw, "summary")),
+                         args.timeout, interval=0.5, what="the framework to finish")
+        except TimeoutError:
+            s = client.query(fw, "summary")
+        if isinstance(s, dict):
+            _say(json.dumps({k: v for k, v in s.items() if k.startswith("tasks_")}))
+        return EXIT_OK
+    finally:
+        system.shutdown()
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="impresario", description=__doc__.split("::")[0].strip(),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"impresario {__version__}")
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                   help="level of the actors' log file (default INFO)")
+    sub = p.add_subparsers(dest="command_name", metavar="COMMAND")
+    sub.required = True
+
+    q = sub.add_parser("local", help="run a master, an allocator and N agents on loopback, and one batch of tasks",
+                       description="Start a master, an allocator and N agents as real Thespian systems on "
+                                   "127.0.0.1, run M command tasks through the batch framework, print a summary. "
+                                   "Exits 0 only if every task FINISHED.")
+    q.add_argument("--agents", type=int, default=2, help="agents, each in its own Thespian system (default 2)")
+    q.add_argument("--tasks", type=int, default=10, help="tasks to run (default 10)")
+    q.add_argument("--command", default="sleep 0.5", help="each task's shell command (default 'sleep 0.5')")
+    q.add_argument("--cpus", type=_positive, default=0.1, help="cpus per task (default 0.1)")
+    q.add_argument("--mem", type=_size, default=32.0, help="memory per task: 64MiB, 1GiB, or MiB (default 32)")
+    q.add_argument("--out", help="write summary.json into this folder")
+    q.add_argument("--work-dir", help="the agents' work directory (default: a temporary one, removed after)")
+    q.add_argument("--keep-work-dir", action="store_true", help="keep the temporary work directory (sandboxes, log)")
+    q.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    q.set_defaults(func=cmd_local)
+
+    q = sub.add_parser("sim", help="run a scenario in the SimPy host (virtual time)",
+                       description="Run SCENARIO (a TOML file, or the name of one in ./scenarios) in virtual "
+                                   "time and write DIR/summary.json (default DIR: results/<scenario name>).")
+    q.add_argument("scenario")
+    q.add_argument("--out", help="output folder")
+    q.add_argument("--seed", type=int, help="override the scenario's seed")
+    q.set_defaults(func=cmd_sim)
+
+    q = sub.add_parser("master", help="run a master (and its allocator) for a real cluster")
+    q.add_argument("--port", type=int, default=5050, help="the master system's port; agents join here (default 5050)")
+    q.add_argument("--listen", default="127.0.0.1", help="the address to publish (default 127.0.0.1)")
+    q.add_argument("--work-dir", default="/var/tmp/impresario-master", help="where the log goes")
+    q.add_argument("--master-id", help="this master's id (default: hostname and a random suffix)")
+    q.add_argument("--allocation-interval", type=float, default=1.0, help="seconds between batch allocations")
+    q.set_defaults(func=cmd_master)
+
+    q = sub.add_parser("agent", help="run an agent that joins a master")
+    q.add_argument("--master", type=_hostport, required=True, help="HOST:PORT of the master")
+    q.add_argument("--port", type=int, default=5051, help="this agent system's port (default 5051)")
+    q.add_argument("--listen", help="the address to publish (default: loopback for a loopback master)")
+    q.add_argument("--work-dir", default="/var/tmp/impresario-agent", help="sandboxes and the log")
+    q.add_argument("--resources", help="override discovery, Mesos style: 'cpus:4;mem:8192;disk:10000'")
+    q.add_argument("--attributes", help="'rack:r1;zone:a'")
+    q.add_argument("--hostname", help="the hostname to advertise")
+    q.set_defaults(func=cmd_agent)
+
+    q = sub.add_parser("state", help="print the master's state as JSON")
+    q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    q.set_defaults(func=cmd_state)
+
+    q = sub.add_parser("execute", help="run one command task, like mesos-execute",
+                       description="Run one command task and show its output (the last 16 KiB), its terminal "
+                                   "state and reason. Exits 0 only if it FINISHED.")
+    where = q.add_mutually_exclusive_group(required=True)
+    where.add_argument("--master", type=_hostport, help="HOST:PORT of a running master")
+    where.add_argument("--local", action="store_true", help="start a one-agent cluster on loopback for it")
+    q.add_argument("--cpus", type=_positive, default=0.1)
+    q.add_argument("--mem", type=_size, default=64.0, help="64MiB, 1GiB, or MiB")
+    q.add_argument("--gpus", type=_positive, default=0)
+    q.add_argument("--name", default="execute", help="the task's id")
+    q.add_argument("--timeout", type=float, default=600.0)
+    q.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
+    q.set_defaults(func=cmd_execute)
+
+    q = sub.add_parser("framework", help="run your own framework class against a master")
+    q.add_argument("class_path", help="package.module:Class (a subclass of actors.framework.Framework)")
+    q.add_argument("--master", type=_hostport, required=True, help="HOST:PORT of the master")
+    q.add_argument("--name", help="the framework's name (default: the class name)")
+    q.add_argument("--role", action="append", help="a role to subscribe with (repeatable)")
+    q.add_argument("--settings", help="the framework's settings, a JSON object")
+    q.add_argument("--timeout", type=float, default=7 * 86400.0, help="stop after this many seconds")
+    q.set_defaults(func=cmd_framework)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if getattr(args, "command", None) and args.command[:1] == ["--"]:
+        args.command = args.command[1:]
+    try:
+        return int(args.func(args))
+    except UsageError as e:
+        print(f"impresario {args.command_name}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    except Exception as e:
+        from .cluster import KernelError
+        if isinstance(e, KernelError | TimeoutError):
+            print(f"impresario {args.command_name}: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

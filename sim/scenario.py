@@ -1,0 +1,296 @@
+"""Scenario files: TOML, read with the standard library, validated strictly.
+
+An unknown key is an error naming the key (with its place in the file); an
+impossible value (a negative count, a task larger than every agent, a role
+name Mesos would refuse) is an error saying why.  See ``docs/scenarios.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from actors.base import ConfigError
+from actors.batch import parse_task_spec
+from actors.resources import Resources, role_error
+from actors.units import UnitError, parse_duration, parse_size
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be run, with the reason."""
+
+
+@dataclass
+class AgentGroup:
+    count: int
+    resources: Resources
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RoleSpec:
+    name: str
+    weight: float = 1.0
+
+
+@dataclass
+class FrameworkSpec:
+    name: str
+    roles: list[str]
+    class_path: str
+    settings: dict[str, Any]
+    capabilities: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Scenario:
+    name: str
+    seed: int = 1
+    until: float = 7200.0
+    latency: float = 0.0005
+    allocation_interval: float = 1.0
+    groups: list[AgentGroup] = field(default_factory=list)
+    roles: list[RoleSpec] = field(default_factory=list)
+    frameworks: list[FrameworkSpec] = field(default_factory=list)
+    path: str | None = None
+
+    @property
+    def agents(self) -> int:
+        return sum(g.count for g in self.groups)
+
+    @property
+    def tasks(self) -> int:
+        total = 0
+        for fw in self.frameworks:
+            for spec in fw.settings.get("tasks", []):
+                total += spec.get("count", 1)
+        return total
+
+
+BATCH_CLASS = "actors.batch:BatchFramework"
+AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
+SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name"}
+CLUSTER_KEYS = {"agents", "agent", "groups"}
+ROLE_KEYS = {"name", "weight"}
+FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale"}
+TOP_KEYS = {"sim", "cluster", "roles", "frameworks"}
+
+
+def _check_keys(table: Any, known: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ScenarioError(f"{where} must be a table")
+    for key in table:
+        if key not in known:
+            raise ScenarioError(f"unknown key {key!r} in {where} (known: {', '.join(sorted(known))})")
+    return table
+
+
+def _number(v: Any, where: str, minimum: float = 0.0) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < minimum:
+        raise ScenarioError(f"{where} must be a number >= {minimum:g}, got {v!r}")
+    return float(v)
+
+
+def _int(v: Any, where: str, minimum: int = 0) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+        raise ScenarioError(f"{where} must be an integer >= {minimum}, got {v!r}")
+    return v
+
+
+def _duration(v: Any, where: str) -> float:
+    try:
+        return parse_duration(v)
+    except UnitError as e:
+        raise ScenarioError(f"{where}: {e}") from None
+
+
+def _agent_resources(t: dict[str, Any], where: str) -> Resources:
+    if "resources" in t:
+        if any(k in t for k in ("cpus", "mem", "disk", "gpus")):
+            raise ScenarioError(f"{where}: give either resources = \"...\" or cpus/mem/disk/gpus")
+        try:
+            return Resources.parse(str(t["resources"]))
+        except ValueError as e:
+            raise ScenarioError(f"{where}.resources: {e}") from None
+    try:
+        cpus = _number(t.get("cpus", 0), f"{where}.cpus")
+        gpus = _number(t.get("gpus", 0), f"{where}.gpus")
+        if gpus != int(gpus):
+            raise ScenarioError(f"{where}.gpus must be a whole number")
+        res = Resources.of(cpus=cpus, mem=parse_size(t.get("mem", 0)),
+                           disk=parse_size(t.get("disk", 0)), gpus=gpus)
+    except (UnitError, ValueError) as e:
+        raise ScenarioError(f"{where}: {e}") from None
+    if res.is_empty():
+        raise ScenarioError(f"{where}: an agent needs some resources")
+    return res
+
+
+def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None) -> Scenario:
+    """Validate a parsed TOML document and build a :class:`Scenario`."""
+    _check_keys(data, TOP_KEYS, "the scenario")
+    sim = _check_keys(data.get("sim", {}), SIM_KEYS, "[sim]")
+    sc = Scenario(name=str(sim.get("name", name)), path=path)
+    sc.seed = _int(sim.get("seed", 1), "[sim].seed")
+    sc.until = _duration(sim.get("until", "2h"), "[sim].until")
+    if sc.until <= 0:
+        raise ScenarioError("[sim].until must be positive")
+    sc.latency = _duration(sim.get("latency", "0.5ms"), "[sim].latency")
+    sc.allocation_interval = _duration(sim.get("allocation_interval", "1s"), "[sim].allocation_interval")
+    if sc.allocation_interval <= 0:
+        raise ScenarioError("[sim].allocation_interval must be positive")
+
+    cluster = _check_keys(data.get("cluster"), CLUSTER_KEYS, "[cluster]") if "cluster" in data else None
+    if cluster is None:
+        raise ScenarioError("a scenario needs a [cluster] table")
+    if "groups" in cluster:
+        if "agents" in cluster or "agent" in cluster:
+            raise ScenarioError("[cluster]: give either agents/agent or [[cluster.groups]], not both")
+        if not isinstance(cluster["groups"], list) or not cluster["groups"]:
+            raise ScenarioError("[[cluster.groups]] must list at least one group")
+        for i, g in enumerate(cluster["groups"]):
+            where = f"cluster.groups[{i}]"
+            _check_keys(g, AGENT_KEYS | {"count"}, where)
+            count = _int(g.get("count", 1), f"{where}.count")
+            attrs = g.get("attributes", {})
+            if not isinstance(attrs, dict):
+                raise ScenarioError(f"{where}.attributes must be a table")
+            body = {k: v for k, v in g.items() if k not in ("count", "attributes")}
+            sc.groups.append(AgentGroup(count, _agent_resources(body, where),
+                                        {str(k): str(v) for k, v in attrs.items()}))
+    else:
+        count = _int(cluster.get("agents", 1), "[cluster].agents")
+        agent = _check_keys(cluster.get("agent", {}), AGENT_KEYS, "[cluster].agent")
+        attrs = agent.get("attributes", {})
+        body = {k: v for k, v in agent.items() if k != "attributes"}
+        if not body:
+            body = {"cpus": 32, "mem": "128GiB", "disk": "1TiB"}
+        sc.groups.append(AgentGroup(count, _agent_resources(body, "[cluster].agent"),
+                                    {str(k): str(v) for k, v in attrs.items()}))
+    if sc.agents < 1:
+        raise ScenarioError("the cluster has no agents")
+
+    roles = data.get("roles", [])
+    if not isinstance(roles, list):
+        raise ScenarioError("[[roles]] must be an array of tables")
+    seen_roles: set[str] = set()
+    for i, r in enumerate(roles):
+        where = f"roles[{i}]"
+        _check_keys(r, ROLE_KEYS, where)
+        rname = r.get("name")
+        err = role_error(rname) if isinstance(rname, str) else "a role needs a name"
+        if err:
+            raise ScenarioError(f"{where}: {err}")
+        if rname in seen_roles:
+            raise ScenarioError(f"{where}: role {rname!r} is listed twice")
+        seen_roles.add(rname)
+        weight = _number(r.get("weight", 1.0), f"{where}.weight")
+        if weight <= 0:
+            raise ScenarioError(f"{where}.weight must be positive")
+        sc.roles.append(RoleSpec(rname, weight))
+
+    frameworks = data.get("frameworks", [])
+    if not isinstance(frameworks, list):
+        raise ScenarioError("[[frameworks]] must be an array of tables")
+    largest = _largest_agent(sc.groups)
+    names: set[str] = set()
+    for i, f in enumerate(frameworks):
+        sc.frameworks.append(_framework(f, i, names, largest))
+    return sc
+
+
+def _largest_agent(groups: list[AgentGroup]) -> dict[str, int]:
+    best: dict[str, int] = {}
+    for g in groups:
+        if g.count == 0:
+            continue
+        for name, m in g.resources.scalar_items():
+            best[name] = max(best.get(name, 0), m)
+    return best
+
+
+def _framework(f: Any, i: int, names: set[str], largest: dict[str, int]) -> FrameworkSpec:
+    where = f"frameworks[{i}]"
+    _check_keys(f, FRAMEWORK_KEYS, where)
+    name = f.get("name", f"framework{i}")
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ScenarioError(f"{where}.name must be a non-empty name without '/'")
+    if name in names:
+        raise ScenarioError(f"{where}: two frameworks are named {name!r}")
+    names.add(name)
+    where = f"framework {name!r}"
+    if "role" in f and "roles" in f:
+        raise ScenarioError(f"{where}: give role or roles, not both")
+    roles = f.get("roles", [f.get("role", "*")])
+    if not isinstance(roles, list) or not roles:
+        raise ScenarioError(f"{where}.roles must be a non-empty list")
+    for r in roles:
+        err = role_error(r)
+        if err:
+            raise ScenarioError(f"{where}.roles: {err}")
+    caps = f.get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise ScenarioError(f"{where}.capabilities must be a list of names")
+    class_path = f.get("class", BATCH_CLASS)
+    if not isinstance(class_path, str) or ":" not in class_path:
+        raise ScenarioError(f"{where}.class must be \"package.module:Class\", got {class_path!r}")
+    settings = dict(f.get("settings", {}))
+    if not isinstance(f.get("settings", {}), dict):
+        raise ScenarioError(f"{where}.settings must be a table")
+    if "time_scale" in f:
+        settings["time_scale"] = _number(f["time_scale"], f"{where}.time_scale")
+    tasks: list[dict[str, Any]] = []
+    if "task" in f:
+        if not isinstance(f["task"], dict):
+            raise ScenarioError(f"{where}.task must be a table")
+        count = _int(f.get("tasks", 1), f"{where}.tasks")
+        tasks.append({"name": name, "count": count, **f["task"]})
+    elif "tasks" in f:
+        if not isinstance(f["tasks"], list):
+            raise ScenarioError(f"{where}.tasks is a count when [frameworks.task] is given, else a list of task tables")
+        tasks = list(f["tasks"])
+    for j, spec in enumerate(tasks):
+        try:
+            fields, _ = parse_task_spec(spec, j)
+        except ConfigError as e:
+            text = str(e).replace("tasks[0]", "task", 1) if "task" in f else str(e)
+            raise ScenarioError(f"{where}: {text}") from None
+        for rname, m in fields["resources"].scalar_items():
+            if m > largest.get(rname, 0):
+                raise ScenarioError(
+                    f"{where}: a task needs {rname} {m / 1000:g} but the largest agent has "
+                    f"{largest.get(rname, 0) / 1000:g}: it could never run")
+    if tasks:
+        settings["tasks"] = tasks
+    return FrameworkSpec(name, roles, class_path, settings, caps)
+
+
+def load(path: str) -> Scenario:
+    """Read and validate a scenario file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as e:
+        raise ScenarioError(f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: not valid TOML: {e}") from None
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        return parse(data, name=name, path=path)
+    except ScenarioError as e:
+        raise ScenarioError(f"{path}: {e}") from None
+
+
+def find(name_or_path: str, search: list[str] | None = None) -> str:
+    """A scenario file by path, or by name in ./scenarios or the source tree's scenarios/."""
+    if os.path.exists(name_or_path):
+        return name_or_path
+    here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
+    for d in search or ["scenarios", here]:
+        for candidate in (os.path.join(d, name_or_path), os.path.join(d, name_or_path + ".toml")):
+            if os.path.exists(candidate):
+                return candidate
+    raise ScenarioError(f"no scenario file {name_or_path!r} (looked in ./scenarios and {here})")

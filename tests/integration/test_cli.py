@@ -1,0 +1,144 @@
+"""The command line, end to end, as a user runs it: real processes, real Thespian systems."""
+
+import json
+import signal
+import socket
+import subprocess
+import time
+
+import psutil
+import pytest
+
+from tests.integration.conftest import impresario_cmd
+
+pytestmark = pytest.mark.integration
+
+COUNTS = ("tasks_finished", "tasks_failed", "tasks_killed", "tasks_error", "tasks_lost", "tasks_running",
+          "tasks_pending")
+
+
+def test_local_runs_50_real_tasks(run_cli, tmp_path):
+    code, out, err = run_cli("local", "--tasks", "50", "--command", "sleep 0.2; echo done", "--out", str(tmp_path))
+    assert code == 0, out + err
+    assert "50/50 FINISHED" in out
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["host"] == "real" and s["tasks_finished"] == 50
+    assert sum(s[k] for k in COUNTS) == s["tasks_submitted"] == 50
+    assert s["messages"] > 50 * 4
+
+
+def test_local_with_the_defaults(run_cli):
+    code, out, err = run_cli("local")
+    assert code == 0, out + err
+    assert "10/10 FINISHED" in out
+
+
+def test_local_reports_a_failing_task_and_exits_1(run_cli):
+    code, out, err = run_cli("local", "--tasks", "1", "--command", "echo bye; exit 1")
+    assert code == 1, out + err
+    assert "0/1 FINISHED, 1 FAILED" in out
+    assert "TASK_FAILED REASON_COMMAND_EXECUTOR_FAILED Command exited with status 1" in out
+
+
+def test_execute_shows_output_and_state(run_cli):
+    code, out, err = run_cli("execute", "--local", "--cpus", "0.2", "--mem", "64MiB", "--",
+                             "sh", "-c", "echo hello from a task")
+    assert code == 0, out + err
+    assert "hello from a task\n" in out and "TASK_FINISHED" in out
+    code, out, err = run_cli("execute", "--local", "--", "sh -c 'exit 7'")
+    assert code == 1 and "TASK_FAILED (REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 7" in out
+
+
+def test_sim_quickstart_writes_a_summary(run_cli, tmp_path):
+    code, out, err = run_cli("sim", "scenarios/quickstart.toml", "--out", str(tmp_path))
+    assert code == 0, out + err
+    s = json.loads((tmp_path / "summary.json").read_text())
+    assert s["tasks_submitted"] == 2500 and s["tasks_finished"] == 2500
+    assert sum(s[k] for k in COUNTS) == s["tasks_submitted"]
+    for key in ("virtual_seconds", "wall_seconds", "messages", "digest", "roles", "scheduling_latency"):
+        assert key in s
+    assert set(s["roles"]) == {"eng/batch", "eng/web"}
+    assert set(s["roles"]["eng/batch"]["mean_allocated"]) == {"cpus", "mem", "disk", "gpus"}
+    assert s["scheduling_latency"]["p50"] <= s["scheduling_latency"]["p90"] <= s["scheduling_latency"]["p99"]
+
+
+def test_sim_refuses_a_bad_scenario_naming_the_key(run_cli, tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text('[cluster]\nagents = 2\n[[frameworks]]\nname = "x"\ntasks = 1\ntask = { cpus = 1, mem = 1, durration = "1s" }\n')
+    code, _out, err = run_cli("sim", str(p))
+    assert code == 2
+    assert "unknown key 'durration'" in err
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc):
+    """Stop a long-running impresario process and everything it started."""
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=20)
+    for p in alive:
+        p.kill()
+
+
+def _wait_line(proc, words, timeout=60):
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line:
+            lines.append(line)
+            if words in line:
+                return line
+        elif proc.poll() is not None:
+            break
+    raise AssertionError(f"never saw {words!r}; got {lines!r}")
+
+
+def test_master_agent_state_and_execute_as_separate_processes(run_cli, tmp_path):
+    port = _free_port()
+    cmd = impresario_cmd()
+    master = subprocess.Popen([*cmd, "master", "--port", str(port), "--work-dir", str(tmp_path / "m")],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    agent = None
+    try:
+        _wait_line(master, "impresario master")
+        agent = subprocess.Popen([*cmd, "agent", "--master", f"127.0.0.1:{port}", "--port", str(_free_port()),
+                                  "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_line(agent, "registered with")
+        code, out, err = run_cli("state", "--master", f"127.0.0.1:{port}")
+        assert code == 0, err
+        state = json.loads(out)
+        assert [a["resources"] for a in state["agents"]] == [{"cpus": 2, "mem": 1024, "disk": 1024}]
+        code, out, err = run_cli("execute", "--master", f"127.0.0.1:{port}", "--", "echo", "from", "afar")
+        assert code == 0, out + err
+        assert "from afar" in out
+        code, out, err = run_cli("framework", "actors.batch:BatchFramework", "--master", f"127.0.0.1:{port}",
+                                 "--settings", json.dumps({"tasks": [{"name": "x", "count": 3, "cpus": 0.5,
+                                                                      "mem": 32, "command": "true"}]}))
+        assert code == 0, out + err
+        assert '"tasks_finished": 3' in out
+        state = json.loads(run_cli("state", "--master", f"127.0.0.1:{port}")[1])
+        assert sorted(f["name"] for f in state["frameworks"]) == ["BatchFramework", "execute"]
+    finally:
+        if agent is not None:
+            _stop(agent)
+        _stop(master)
+
+
+def test_state_without_a_master_fails_clearly(run_cli):
+    code, _out, err = run_cli("state", "--master", f"127.0.0.1:{_free_port()}", timeout=120)
+    assert code == 2 and "no master at" in err
