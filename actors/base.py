@@ -116,6 +116,8 @@ class KernelActor(Actor):
         self.port_paths: tuple[tuple[str, str], ...] = ()
         self.configured = False
         self.stats: Counter[str] = Counter()
+        self.received = 0
+        self.sent = 0
         self.drops: Counter[str] = Counter()
         self.log = logging.getLogger(f"impresario.{self.component}")
         self.rng = random.Random(0)
@@ -137,7 +139,7 @@ class KernelActor(Actor):
 
     def receiveMessage(self, msg: Any, sender: ActorAddress) -> None:
         if type(msg) is bytes:
-            self.stats["received"] += 1
+            self.received += 1
             try:
                 m = decode(msg)
             except CodecError as e:
@@ -179,8 +181,8 @@ class KernelActor(Actor):
 
     def tell(self, addr: ActorAddress, msg: Any) -> None:
         """Encode ``msg`` and send it to ``addr``."""
-        self.stats["sent"] += 1
-        self.send(addr, encode(msg))
+        self.sent += 1
+        self._myRef.actor_send(addr, encode(msg))
 
     def reply_error(self, addr: ActorAddress, call: str, message: str, fatal: bool = False) -> None:
         self.stats["errors_replied"] += 1
@@ -287,7 +289,8 @@ class KernelActor(Actor):
         """Answer a query with a plain (msgpack-native) value; KeyError if unknown."""
         if what == "stats":
             return {"component": self.component, "name": self.name,
-                    "configured": self.configured, "stats": dict(self.stats),
+                    "configured": self.configured,
+                    "stats": {"received": self.received, "sent": self.sent, **self.stats},
                     "drops": dict(self.drops)}
         raise KeyError(what)
 

@@ -118,6 +118,7 @@ def message(tag: int) -> Callable[[type], type]:
         _check_dataclass(cls)
         cls.TAG = tag  # type: ignore[attr-defined]
         _TAGS[tag] = cls
+        _MSG_TAGS[cls] = tag
         _ENCODERS[cls] = _field_getter(cls)
         return cls
 
@@ -182,12 +183,16 @@ def _default(obj: Any) -> Any:
 _packer_options = {"default": _default, "use_bin_type": True, "strict_types": False}
 
 
+_MSG_TAGS: dict[type, int] = {}
+_packb = msgpack.Packer(**_packer_options).pack
+
+
 def encode(msg: Any) -> bytes:
     """The wire bytes for a registered message value."""
-    tag = getattr(type(msg), "TAG", None)
-    if tag is None or _TAGS.get(tag) is not type(msg):
+    tag = _MSG_TAGS.get(type(msg))
+    if tag is None:
         raise TypeError(f"{type(msg).__name__} is not a registered message")
-    return msgpack.packb((PROTOCOL_VERSION, tag, msg), **_packer_options)
+    return _packb((PROTOCOL_VERSION, tag, msg))
 
 
 # --------------------------------------------------------------------------- decoding
@@ -242,7 +247,7 @@ def decode(data: bytes) -> Any:
 def _decoder_for(cls: type) -> Callable[[Any], Any]:
     dec = _DECODERS.get(cls)
     if dec is None:
-        dec = _build_dataclass_decoder(cls)
+        dec = _compile_dataclass_decoder(cls)
         _DECODERS[cls] = dec
     return dec
 
@@ -251,178 +256,225 @@ def _fail(msg: str) -> typing.NoReturn:
     raise CodecError(msg)
 
 
-def _build_dataclass_decoder(cls: type) -> Callable[[Any], Any]:
-    hints = typing.get_type_hints(cls, include_extras=True)
-    fields = dataclasses.fields(cls)
-    names = [f.name for f in fields]
-    convs = [_converter(hints[f.name], f"{cls.__name__}.{f.name}") for f in fields]
-    n = len(names)
-    pairs = list(zip(names, convs, strict=True))
-    cname = cls.__name__
-
-    def decode_dataclass(v: Any) -> Any:
-        if type(v) is not list or len(v) != n:
-            _fail(f"{cname}: expected an array of {n} fields")
-        try:
-            return cls(*[c(x) for c, x in zip(convs, v, strict=True)])
-        except CodecError:
-            for (name, c), x in zip(pairs, v, strict=True):
-                try:
-                    c(x)
-                except CodecError as e:
-                    raise CodecError(f"{cname}.{name}: {e}") from None
-            raise
-
-    return decode_dataclass
-
-
-def _converter(tp: Any, where: str) -> Callable[[Any], Any]:
-    """A function validating one wire value against annotation ``tp``."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        base, *meta = typing.get_args(tp)
-        if any(isinstance(m, JsonMarker) for m in meta):
-            return _json_value
-        inner = _converter(base, where)
-        checks = [m for m in meta if isinstance(m, Constraint)]
-        if not checks:
-            return inner
-
-        def constrained(v: Any) -> Any:
-            x = inner(v)
-            for c in checks:
-                err = c.check(x)
-                if err:
-                    _fail(err)
-            return x
-
-        return constrained
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        non_none = [a for a in args if a is not type(None)]
-        if len(non_none) < len(args):  # Optional[X]
-            inner = _converter(non_none[0] if len(non_none) == 1 else Union[tuple(non_none)], where)  # noqa: UP007
-            return lambda v: None if v is None else inner(v)
-        return _union_converter(non_none, where)
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:
-            item = _converter(args[0], where)
-
-            def seq(v: Any) -> tuple[Any, ...]:
-                if type(v) is not list:
-                    _fail(f"expected an array, got {_tname(v)}")
-                return tuple([item(x) for x in v])
-
-            return seq
-        items = [_converter(a, where) for a in args]
-        n = len(items)
-
-        def fixed(v: Any) -> tuple[Any, ...]:
-            if type(v) is not list or len(v) != n:
-                _fail(f"expected an array of {n}, got {_tname(v)}")
-            return tuple([c(x) for c, x in zip(items, v, strict=True)])
-
-        return fixed
-    if tp is str:
-        return _str
-    if tp is int:
-        return _int
-    if tp is float:
-        return _float
-    if tp is bool:
-        return _bool
-    if tp is bytes:
-        return _bytes
-    if tp is Resources:
-        return _resources
-    if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return _enum_converter(tp)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if tp in _UNION_TAGS:
-            return _union_converter([tp], where)
-        return lambda v: _decoder_for(tp)(v)
-    raise TypeError(f"{where}: no wire form for annotation {tp!r}")
-
-
 def _tname(v: Any) -> str:
     return type(v).__name__
 
 
-def _str(v: Any) -> str:
-    if type(v) is not str:
-        _fail(f"expected a string, got {_tname(v)}")
-    return v
+# --------------------------------------------------------------------------- the decoder compiler
+#
+# Each dataclass gets one straight-line function, generated from its
+# annotations: unpack the field array, check and convert each field in place,
+# then fill the slots of a new object directly (no __init__ call).  Nested
+# dataclasses, sequences of non-strings and unions call helpers compiled the
+# same way.  Every failure raises CodecError naming the field.
+
+_ROLE_CACHE: set[str] = {"*"}
+_ROLE_CACHE_MAX = 10_000
 
 
-def _int(v: Any) -> int:
-    if type(v) is not int:
-        _fail(f"expected an integer, got {_tname(v)}")
-    return v
+def _check_role_cached(value: str, where: str) -> None:
+    err = role_error(value)
+    if err:
+        _fail(f"{where}: {err}")
+    if len(_ROLE_CACHE) < _ROLE_CACHE_MAX:
+        _ROLE_CACHE.add(value)
 
 
-def _float(v: Any) -> float:
-    t = type(v)
-    if t is float:
-        if not math.isfinite(v):
-            _fail(f"expected a finite number, got {v!r}")
-        return v
-    if t is int:
-        return float(v)
-    _fail(f"expected a number, got {_tname(v)}")
+def _id_fail(value: str, where: str) -> typing.NoReturn:
+    _fail(f"{where}: {id_error(value) or 'an id may not be empty'}")
 
 
-def _bool(v: Any) -> bool:
-    if type(v) is not bool:
-        _fail(f"expected a boolean, got {_tname(v)}")
-    return v
+def _float_fail(v: Any, where: str) -> typing.NoReturn:
+    if type(v) is float:
+        _fail(f"{where}: expected a finite number, got {v!r}")
+    _fail(f"{where}: expected a number, got {_tname(v)}")
 
 
-def _bytes(v: Any) -> bytes:
-    if type(v) is not bytes:
-        _fail(f"expected bytes, got {_tname(v)}")
-    return v
-
-
-def _resources(v: Any) -> Resources:
+def _resources_at(v: Any, where: str) -> Resources:
     try:
         return Resources.from_wire(v)
     except ResourceError as e:
-        raise CodecError(f"invalid resources: {e}") from None
+        raise CodecError(f"{where}: invalid resources: {e}") from None
 
 
-def _enum_converter(tp: type[enum.Enum]) -> Callable[[Any], Any]:
-    members = {m.value: m for m in tp}
-    vtype = type(next(iter(members))) if members else int
-
-    def conv(v: Any) -> Any:
-        if type(v) is not vtype:
-            _fail(f"expected a {tp.__name__}, got {_tname(v)}")
-        m = members.get(v)
-        if m is None:
-            _fail(f"unknown {tp.__name__} {v!r}")
-        return m
-
-    return conv
+def _json_at(v: Any, where: str) -> Any:
+    try:
+        return _json_value(v)
+    except CodecError as e:
+        raise CodecError(f"{where}: {e}") from None
 
 
-def _union_converter(members: list[Any], where: str) -> Callable[[Any], Any]:
-    by_tag: dict[int, type] = {}
-    for m in members:
-        if m not in _UNION_TAGS:
-            raise TypeError(f"{where}: {m!r} is not a registered union member")
-        by_tag[_UNION_TAGS[m]] = m
-    names = "/".join(m.__name__ for m in members)
+class _Compiler:
+    def __init__(self) -> None:
+        self.ns: dict[str, Any] = {
+            "CodecError": CodecError, "_fail": _fail, "_tname": _tname, "_isfinite": math.isfinite,
+            "_id_bad": _ID_BAD.search, "_id_fail": _id_fail, "_roles_ok": _ROLE_CACHE,
+            "_check_role": _check_role_cached, "_float_fail": _float_fail,
+            "_resources": _resources_at, "_json": _json_at, "_new": object.__new__,
+            "_list": list, "_str": str, "_int": int, "_float": float, "_bool": bool, "_bytes": bytes,
+            "_tuple": tuple, "_none": None,
+        }
+        self.n = 0
 
-    def conv(v: Any) -> Any:
-        if type(v) is not list or len(v) != 2 or type(v[0]) is not int:
-            _fail(f"expected a tagged {names}")
-        cls = by_tag.get(v[0])
-        if cls is None:
-            _fail(f"unknown {names} tag {v[0]!r}")
-        return _decoder_for(cls)(v[1])
+    def bind(self, obj: Any, hint: str = "o") -> str:
+        self.n += 1
+        name = f"_{hint}{self.n}"
+        self.ns[name] = obj
+        return name
 
-    return conv
+    def emit(self, tp: Any, var: str, where: str, out: list[str], pad: str) -> None:
+        """Append lines that check ``var`` against ``tp`` and rebind it to the converted value."""
+        w = repr(where)
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            base, *meta = typing.get_args(tp)
+            if any(isinstance(m, JsonMarker) for m in meta):
+                out.append(f"{pad}{var} = _json({var}, {w})")
+                return
+            self.emit(base, var, where, out, pad)
+            for m in meta:
+                if isinstance(m, _IdConstraint):
+                    if m.allow_empty:
+                        out.append(f"{pad}if {var} and (len({var}) > 255 or {var} == '.' or {var} == '..' "
+                                   f"or _id_bad({var})): _id_fail({var}, {w})")
+                    else:
+                        out.append(f"{pad}if not {var} or len({var}) > 255 or {var} == '.' or {var} == '..' "
+                                   f"or _id_bad({var}): _id_fail({var}, {w})")
+                elif isinstance(m, _RoleConstraint):
+                    out.append(f"{pad}if {var} not in _roles_ok: _check_role({var}, {w})")
+                elif isinstance(m, _NonNegative):
+                    out.append(f"{pad}if {var} < 0: _fail({w} + ': must not be negative, got ' + repr({var}))")
+                elif isinstance(m, Constraint):
+                    c = self.bind(m, "c")
+                    out.append(f"{pad}_err = {c}.check({var})")
+                    out.append(f"{pad}if _err: _fail({w} + ': ' + _err)")
+            return
+        if origin in (Union, types.UnionType):
+            args = typing.get_args(tp)
+            non_none = [a for a in args if a is not type(None)]
+            if len(non_none) < len(args):
+                out.append(f"{pad}if {var} is not None:")
+                inner = non_none[0] if len(non_none) == 1 else Union[tuple(non_none)]  # noqa: UP007
+                self.emit(inner, var, where, out, pad + "    ")
+                return
+            fn = self.bind(self.union(non_none, where), "u")
+            out.append(f"{pad}{var} = {fn}({var})")
+            return
+        if origin is tuple:
+            args = typing.get_args(tp)
+            out.append(f"{pad}if {var}.__class__ is not _list: "
+                       f"_fail({w} + ': expected an array, got ' + _tname({var}))")
+            if len(args) == 2 and args[1] is Ellipsis:
+                item = args[0]
+                if item is str:
+                    out.append(f"{pad}for _x in {var}:")
+                    out.append(f"{pad}    if _x.__class__ is not _str: "
+                               f"_fail({w} + ': expected strings, got ' + _tname(_x))")
+                    out.append(f"{pad}{var} = _tuple({var})")
+                else:
+                    fn = self.bind(self.function(item, where), "f")
+                    out.append(f"{pad}{var} = _tuple([{fn}(_x) for _x in {var}])")
+                return
+            fns = [self.bind(self.function(a, f"{where}[{i}]"), "f") for i, a in enumerate(args)]
+            out.append(f"{pad}if len({var}) != {len(args)}: "
+                       f"_fail({w} + ': expected an array of {len(args)}')")
+            out.append(f"{pad}{var} = (" + "".join(f"{fn}({var}[{i}]), " for i, fn in enumerate(fns)) + ")")
+            return
+        simple = {str: "_str", int: "_int", bool: "_bool", bytes: "_bytes"}
+        if tp in simple:
+            kind = {str: "a string", int: "an integer", bool: "a boolean", bytes: "bytes"}[tp]
+            out.append(f"{pad}if {var}.__class__ is not {simple[tp]}: "
+                       f"_fail({w} + ': expected {kind}, got ' + _tname({var}))")
+            return
+        if tp is float:
+            out.append(f"{pad}if {var}.__class__ is _float:")
+            out.append(f"{pad}    if not _isfinite({var}): _float_fail({var}, {w})")
+            out.append(f"{pad}elif {var}.__class__ is _int: {var} = _float({var})")
+            out.append(f"{pad}else: _float_fail({var}, {w})")
+            return
+        if tp is Resources:
+            out.append(f"{pad}{var} = _resources({var}, {w})")
+            return
+        if isinstance(tp, type) and issubclass(tp, enum.Enum):
+            members = {m.value: m for m in tp}
+            vtype = type(next(iter(members)))
+            table = self.bind(members, "e")
+            vt = self.bind(vtype, "t")
+            out.append(f"{pad}_m = {table}.get({var}) if {var}.__class__ is {vt} else None")
+            out.append(f"{pad}if _m is None: _fail({w} + ': unknown {tp.__name__} ' + repr({var}))")
+            out.append(f"{pad}{var} = _m")
+            return
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if tp in _UNION_TAGS:
+                fn = self.bind(self.union([tp], where), "u")
+            else:
+                fn = self.bind(_decoder_for(tp), "d")
+            out.append(f"{pad}try:")
+            out.append(f"{pad}    {var} = {fn}({var})")
+            out.append(f"{pad}except CodecError as _ce:")
+            out.append(f"{pad}    _fail({w} + ': ' + str(_ce))")
+            return
+        raise TypeError(f"{where}: no wire form for annotation {tp!r}")
+
+    def function(self, tp: Any, where: str) -> Callable[[Any], Any]:
+        """A compiled converter for one value of annotation ``tp``."""
+        out = ["def conv(x):"]
+        self.emit(tp, "x", where, out, "    ")
+        out.append("    return x")
+        return self.compile(out, "conv", where)
+
+    def union(self, members: list[Any], where: str) -> Callable[[Any], Any]:
+        by_tag: dict[int, Callable[[Any], Any]] = {}
+        for m in members:
+            if m not in _UNION_TAGS:
+                raise TypeError(f"{where}: {m!r} is not a registered union member")
+            by_tag[_UNION_TAGS[m]] = _decoder_for(m)
+        names = "/".join(m.__name__ for m in members)
+
+        def conv(v: Any) -> Any:
+            if type(v) is not list or len(v) != 2 or type(v[0]) is not int:
+                _fail(f"{where}: expected a tagged {names}")
+            dec = by_tag.get(v[0])
+            if dec is None:
+                _fail(f"{where}: unknown {names} tag {v[0]!r}")
+            return dec(v[1])
+
+        return conv
+
+    def dataclass(self, cls: type) -> Callable[[Any], Any]:
+        hints = typing.get_type_hints(cls, include_extras=True)
+        fields = dataclasses.fields(cls)
+        n = len(fields)
+        cname = cls.__name__
+        c = self.bind(cls, "cls")
+        out = ["def dec(v):",
+               f"    if v.__class__ is not _list or len(v) != {n}: "
+               f"_fail('{cname}: expected an array of {n} fields')"]
+        names = [f"f{i}" for i in range(n)]
+        if n:
+            out.append(f"    {', '.join(names)}, = v")
+        for i, f in enumerate(fields):
+            self.emit(hints[f.name], names[i], f"{cname}.{f.name}", out, "    ")
+        out.append(f"    o = _new({c})")
+        for i, f in enumerate(fields):
+            setter = self.bind(cls.__dict__[f.name].__set__, "s")  # the slot's descriptor
+            out.append(f"    {setter}(o, {names[i]})")
+        out.append("    return o")
+        return self.compile(out, "dec", cname)
+
+    def compile(self, lines: list[str], name: str, where: str) -> Callable[[Any], Any]:
+        source = "\n".join(lines)
+        code = compile(source, f"<codec {where}>", "exec")
+        exec(code, self.ns)
+        fn: Callable[[Any], Any] = self.ns.pop(name)
+        return fn
+
+
+_COMPILER = _Compiler()
+
+
+def _compile_dataclass_decoder(cls: type) -> Callable[[Any], Any]:
+    return _COMPILER.dataclass(cls)
 
 
 def _json_value(v: Any, depth: int = 0) -> Any:

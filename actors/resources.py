@@ -186,9 +186,13 @@ class Resources:
 
     @classmethod
     def _make(cls, scalars: dict[str, int], ranges: dict[str, Ranges], role: str) -> Resources:
-        # Hot path: inputs are already normalised and validated; skip __init__.
+        # Hot path: inputs are already normalised and validated; skip __init__ and fill
+        # the slots through their descriptors.
         obj = object.__new__(cls)
-        obj._init(scalars, ranges, role)
+        _set_scalars(obj, scalars)
+        _set_ranges(obj, ranges)
+        _set_role(obj, role)
+        _set_hash(obj, None)
         return obj
 
     @classmethod
@@ -478,22 +482,52 @@ class Resources:
     @classmethod
     def from_wire(cls, value: Any) -> Resources:
         """Rebuild from the wire form, validating every part (raises ResourceError)."""
-        if type(value) is not list or len(value) != 3:
+        if value.__class__ is not list or len(value) != 3:
             raise ResourceError("resources must be [role, scalars, ranges]")
         role, scalars, ranges = value
-        if type(role) is not str:
+        if role.__class__ is not str:
             raise ResourceError("resource role must be a string")
-        if type(scalars) is not dict or type(ranges) is not dict:
+        if role not in _ROLES_SEEN:
+            check_role(role)
+            if len(_ROLES_SEEN) < _CACHE_MAX:
+                _ROLES_SEEN.add(role)
+        if scalars.__class__ is not dict or ranges.__class__ is not dict:
             raise ResourceError("resource scalars and ranges must be maps")
+        s = {}
+        for k, v in scalars.items():
+            if k not in _NAMES_SEEN:
+                check_name(k)
+                if len(_NAMES_SEEN) < _CACHE_MAX:
+                    _NAMES_SEEN.add(k)
+            if v.__class__ is not int or v < 0 or v > MAX_MILLIS:
+                raise ResourceError(f"invalid fixed-point amount for {k!r}: {v!r}")
+            if v:
+                s[k] = v
+        if not ranges:
+            return cls._make(s, {}, role)
         rng = {}
         for k, iv in ranges.items():
-            if type(iv) is not list:
+            if iv.__class__ is not list:
                 raise ResourceError(f"ranges of {k!r} must be a list")
-            rng[k] = normalize_ranges(iv)
-        return cls.from_millis(scalars, rng, role)
+            norm = normalize_ranges(iv)
+            if norm:
+                rng[check_name(k)] = norm
+        if set(s) & set(rng):
+            raise ResourceError(f"a name is both scalar and range: {sorted(set(s) & set(rng))}")
+        return cls._make(s, rng, role)
 
+
+_set_scalars = Resources.__dict__["_scalars"].__set__
+_set_ranges = Resources.__dict__["_ranges"].__set__
+_set_role = Resources.__dict__["_role"].__set__
+_set_hash = Resources.__dict__["_hash"].__set__
 
 EMPTY = Resources._make({}, {}, DEFAULT_ROLE)
+
+# Names and roles already validated on the way in (bounded: an attacker cannot grow them).
+_CACHE_MAX = 10_000
+_NAMES_SEEN: set[str] = set(SCALAR_NAMES)
+_ROLES_SEEN: set[str] = {DEFAULT_ROLE}
 
 
 def _display_order(scalars: Mapping[str, int]) -> list[tuple[str, int]]:

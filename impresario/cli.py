@@ -9,6 +9,7 @@
     impresario state [--master HOST:PORT]                      the master's state, as JSON
     impresario execute (--master HOST:PORT | --local) --cpus X --mem SIZE -- CMD [ARG...]
     impresario framework package.module:Class --master HOST:PORT
+    impresario bench host                                      the SimPy host's cost per message
 
 Exit status: 0 on success (``local`` and ``execute``: only if every task
 FINISHED), 1 when the work failed, 2 for bad usage or a configuration that
@@ -411,6 +412,18 @@ def cmd_framework(args: argparse.Namespace) -> int:
         system.shutdown()
 
 
+# --------------------------------------------------------------------------- bench
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from sim.bench import bench_host
+
+    if args.what == "host":
+        for message in args.message:
+            print(json.dumps(bench_host(args.messages, args.repeat, message)), flush=True)
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -490,11 +503,24 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--settings", help="the framework's settings, a JSON object")
     q.add_argument("--timeout", type=float, default=7 * 86400.0, help="stop after this many seconds")
     q.set_defaults(func=cmd_framework)
+
+    q = sub.add_parser("bench", help="measure the kernel's speed; prints one JSON line per figure",
+                       description="host: the SimPy host's cost per delivered message (codec, heap, digest, "
+                                   "dispatch) against bare SimPy callback delivery plus msgpack of the same "
+                                   "message, measured in the same run.")
+    q.add_argument("what", choices=["host"])
+    q.add_argument("--messages", type=int, default=100_000, help="messages per measured run")
+    q.add_argument("--repeat", type=int, default=5, help="measured runs of each (the median is reported)")
+    q.add_argument("--message", action="append", choices=["status", "offers"],
+                   help="which message (repeatable; default: both)")
+    q.set_defaults(func=cmd_bench)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command_name == "bench" and not args.message:
+        args.message = ["status", "offers"]
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
     try:

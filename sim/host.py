@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
+from heapq import heappush
 from typing import Any
 
 import simpy
@@ -66,10 +66,6 @@ class _Event:
         self.msg = msg
 
 
-def _event(callback: Callable[[Any], None], target: SimRef, sender: Any, msg: Any) -> Any:
-    return _Event(callback, target, sender, msg)
-
-
 class SimRef:
     """The stand-in for Thespian's per-actor system reference."""
 
@@ -77,7 +73,7 @@ class SimRef:
         "_child_seq",
         "address",
         "alive",
-        "bname",
+        "bkey",
         "children",
         "globalName",
         "host",
@@ -96,7 +92,7 @@ class SimRef:
         self.parent = parent
         self.children: list[SimRef] = []
         self.alive = True
-        self.bname = name.encode()
+        self.bkey = name.encode() + b"\x00"
         self._child_seq = 0
 
     # -- the calls Thespian's Actor makes on _myRef
@@ -159,7 +155,7 @@ class SimHost:
         self.refs: dict[str, SimRef] = {}
         self.global_names: dict[str, ActorAddress] = {}
         self.messages = 0
-        self.messages_by_tag: Counter[int] = Counter()
+        self.messages_by_tag: dict[int | None, int] = {}
         self.dead_letters = 0
         self.digest = hashlib.sha256()
         self._last_delivery: dict[tuple[str, str], float] = {}
@@ -222,7 +218,14 @@ class SimHost:
                 delay = last - env._now
                 at = last
             self._last_delivery[key] = at
-        env.schedule(_event(self._deliver, ref, src, msg), NORMAL, delay)
+        # env.schedule, inlined: this is the hottest line of a simulation.
+        queue: list[Any] = env._queue
+        heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Event(self._deliver, ref, src, msg)))
+
+    def _schedule(self, ev: _Event, delay: float) -> None:
+        env = self.env
+        queue: list[Any] = env._queue
+        heappush(queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
     def tell(self, target: ActorAddress, msg: Any) -> None:
         """Send from the harness (replies come back to ``self.inbox``).
@@ -241,22 +244,20 @@ class SimHost:
         sender: SimRef = ev.sender
         if type(msg) is bytes:
             self.messages += 1
-            self.messages_by_tag[peek_tag(msg) or -1] += 1
-            d = self.digest
-            d.update(_pack_time(self.env._now))
-            d.update(sender.bname)
-            d.update(b"\x00")
-            d.update(ref.bname)
-            d.update(b"\x00")
-            d.update(msg)
+            by_tag = self.messages_by_tag
+            tag = peek_tag(msg)
+            by_tag[tag] = by_tag.get(tag, 0) + 1
+            # The digest: virtual time, sender, receiver, the bytes.
+            self.digest.update(_pack_time(self.env._now) + sender.bkey + ref.bkey + msg)
+            ref.instance.receiveMessage(msg, sender.address)
+            return
         ref.instance.receiveMessage(msg, sender.address)
         if isinstance(msg, ActorExitRequest):
             self._exit(ref)
 
     def wakeup(self, ref: SimRef, period: float | timedelta, payload: Any) -> None:
         seconds = period.total_seconds() if isinstance(period, timedelta) else float(period)
-        self.env.schedule(_event(self._deliver_wakeup, ref, ref, WakeupMessage(period, payload)),
-                          NORMAL, max(0.0, seconds))
+        self._schedule(_Event(self._deliver_wakeup, ref, ref, WakeupMessage(period, payload)), max(0.0, seconds))
 
     def _deliver_wakeup(self, ev: _Event) -> None:
         ref = ev.target
@@ -276,8 +277,7 @@ class SimHost:
         if parent is not None:
             parent.children.remove(ref)
             if parent.alive:
-                self.env.schedule(_event(self._deliver, parent, ref, ChildActorExited(ref.address)),
-                                  NORMAL, 0)
+                self._schedule(_Event(self._deliver, parent, ref, ChildActorExited(ref.address)), 0.0)
 
     # ------------------------------------------------------------------ running
 

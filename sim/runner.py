@@ -130,7 +130,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         latencies.extend(tr.running_at[t] - tr.submitted_at[t] for t in tr.running_at)
     latencies.sort()
     master = host.actor(cluster.master)
-    names = {t: c.__name__ for t, c in message_types().items()}
+    names: dict[int | None, str] = {t: c.__name__ for t, c in message_types().items()}
     return {
         "scenario": cluster.scenario.name,
         "host": "sim",
@@ -141,7 +141,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "virtual_seconds": round(end, 6),
         "wall_seconds": round(wall, 3),
         "messages": host.messages,
-        "messages_by_type": {names.get(t, str(t)): n for t, n in sorted(host.messages_by_tag.items())},
+        "messages_by_type": {names.get(t, str(t)): n for t, n in sorted(host.messages_by_tag.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))},
         "dead_letters": host.dead_letters,
         "digest": host.hexdigest(),
         "roles": roles_view(master.ledger.view(end), {r.name: r.weight for r in cluster.scenario.roles}),
