@@ -150,6 +150,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
         sc = S.load(path)
     except S.ScenarioError as e:
         raise UsageError(str(e)) from None
+    # A framework or policy class named in the scenario may live next to it, or here.
+    for d in (os.getcwd(), os.path.dirname(os.path.abspath(path))):
+        if d not in sys.path:
+            sys.path.insert(0, d)
     out = args.out or os.path.join("results", sc.name)
     seed = args.seed if args.seed is not None else sc.seed
     _say(f"impresario sim: {sc.name} ({path}): {sc.agents} agents, {len(sc.frameworks)} frameworks, "

@@ -52,7 +52,7 @@ class SimCluster:
         self.allocator = host.spawn("actors.allocator.Allocator", name="allocator")
         self._configure(self.allocator, "allocator", "allocator", {
             "master": "master", "seed": self.seed, "weights": weights,
-            "allocation_interval": scenario.allocation_interval})
+            "allocation_interval": scenario.allocation_interval, "policy": scenario.allocator})
         self._configure(self.master, "master", "master", {
             "master_id": "sim", "allocator": "allocator", "weights": weights, "seed": self.seed})
         n = 0

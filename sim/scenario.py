@@ -52,6 +52,7 @@ class Scenario:
     until: float = 7200.0
     latency: float = 0.0005
     allocation_interval: float = 1.0
+    allocator: str = "actors.allocator:DRFPolicy"
     groups: list[AgentGroup] = field(default_factory=list)
     roles: list[RoleSpec] = field(default_factory=list)
     frameworks: list[FrameworkSpec] = field(default_factory=list)
@@ -72,7 +73,8 @@ class Scenario:
 
 BATCH_CLASS = "actors.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
-SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name"}
+SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator"}
+ALLOCATORS = {"drf": "actors.allocator:DRFPolicy"}
 CLUSTER_KEYS = {"agents", "agent", "groups"}
 ROLE_KEYS = {"name", "weight"}
 FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale"}
@@ -142,6 +144,11 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     sc.allocation_interval = _duration(sim.get("allocation_interval", "1s"), "[sim].allocation_interval")
     if sc.allocation_interval <= 0:
         raise ScenarioError("[sim].allocation_interval must be positive")
+    alloc = sim.get("allocator", "drf")
+    if not isinstance(alloc, str) or (alloc not in ALLOCATORS and ":" not in alloc):
+        raise ScenarioError(f"[sim].allocator must be one of {sorted(ALLOCATORS)} or \"package.module:Class\", "
+                            f"got {alloc!r}")
+    sc.allocator = ALLOCATORS.get(alloc, alloc)
 
     cluster = _check_keys(data.get("cluster"), CLUSTER_KEYS, "[cluster]") if "cluster" in data else None
     if cluster is None:

@@ -18,7 +18,8 @@ from actors.resources import Resources
 def status_dict(s: M.TaskStatus) -> dict[str, Any]:
     return {"task_id": s.task_id, "state": str(s.state), "reason": str(s.reason) if s.reason else None,
             "message": s.message, "agent_id": s.agent_id, "uuid": s.uuid, "source": str(s.source),
-            "data": s.data.decode(errors="replace")}
+            "data": s.data.decode(errors="replace"),
+            "pid": s.container_status.executor_pid if s.container_status else 0}
 
 
 def offer_dict(o: M.Offer) -> dict[str, Any]:
