@@ -163,6 +163,11 @@ def _field_getter(cls: type) -> Callable[[Any], tuple[Any, ...]]:
     return operator.attrgetter(*names)  # returns a tuple: the fields, in order
 
 
+def tag_of(cls: type) -> int:
+    """The wire tag of a registered message type."""
+    return _MSG_TAGS[cls]
+
+
 def message_types() -> dict[int, type]:
     """Every registered top-level message type, by tag."""
     return dict(_TAGS)

@@ -19,6 +19,8 @@ SIM_EXECUTOR_PORTS = [["containerizer", "sim.containerizer:SimContainerizer"]]
 
 class Harness:
     kind = "?"
+    master: Any = None
+    agents: list[Any]
     #: a generous deadline for one condition, in this host's seconds
     patience = 60.0
 

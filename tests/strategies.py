@@ -57,6 +57,10 @@ def for_type(tp: Any) -> Any:
     return s
 
 
+def _deferred(tp: Any) -> Any:
+    return st.deferred(lambda: for_type(tp))
+
+
 def _build(tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin is typing.Annotated:
@@ -73,11 +77,11 @@ def _build(tp: Any) -> Any:
         return for_type(base)
     if origin in (Union, types.UnionType):
         args = typing.get_args(tp)
-        return st.one_of([st.none() if a is type(None) else st.deferred(lambda a=a: for_type(a)) for a in args])
+        return st.one_of([st.none() if a is type(None) else _deferred(a) for a in args])
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return st.lists(st.deferred(lambda: for_type(args[0])), max_size=3).map(tuple)
+            return st.lists(_deferred(args[0]), max_size=3).map(tuple)
         return st.tuples(*[for_type(a) for a in args])
     if tp is str:
         return st.text(max_size=16)
@@ -95,7 +99,7 @@ def _build(tp: Any) -> Any:
         return st.sampled_from(list(tp))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         hints = typing.get_type_hints(tp, include_extras=True)
-        fields = {f.name: st.deferred(lambda t=hints[f.name]: for_type(t)) for f in dataclasses.fields(tp)}
+        fields = {f.name: _deferred(hints[f.name]) for f in dataclasses.fields(tp)}
         return st.builds(tp, **fields)
     raise TypeError(f"no strategy for {tp!r}")
 

@@ -3,7 +3,7 @@ import pytest
 
 from actors import codec
 from actors import messages as M
-from actors.codec import CodecError, decode, encode, peek_tag
+from actors.codec import CodecError, decode, encode, peek_tag, tag_of
 from actors.resources import Resources
 
 
@@ -22,31 +22,31 @@ def test_round_trip_with_nested_union():
     m = M.Accept("fw", ("o1", "o2"), (M.Launch((task(),)), M.LaunchGroup(M.ExecutorInfo("e"), (task("t2"),))),
                  M.Filters(3.5))
     assert decode(encode(m)) == m
-    assert peek_tag(encode(m)) == M.Accept.TAG
-    assert peek_tag(encode(M.Configure("a", "b"))) == M.Configure.TAG
+    assert peek_tag(encode(m)) == tag_of(M.Accept)
+    assert peek_tag(encode(M.Configure("a", "b"))) == tag_of(M.Configure)
 
 
 def test_envelope_is_versioned():
     raw = msgpack.unpackb(encode(M.Heartbeat()))
-    assert raw[0] == codec.PROTOCOL_VERSION and raw[1] == M.Heartbeat.TAG
+    assert raw[0] == codec.PROTOCOL_VERSION and raw[1] == tag_of(M.Heartbeat)
     with pytest.raises(CodecError, match="version 99 not supported"):
-        decode(msgpack.packb([99, M.Heartbeat.TAG, []]))
+        decode(msgpack.packb([99, tag_of(M.Heartbeat), []]))
 
 
 @pytest.mark.parametrize("raw,words", [
     (b"", "not a msgpack message"),
     (msgpack.packb({"a": 1}), "not an envelope"),
     (msgpack.packb([1, 9999, []]), "unknown message type tag 9999"),
-    (msgpack.packb([1, M.Kill.TAG, ["fw"]]), "Kill: expected an array of 4 fields"),
-    (msgpack.packb([1, M.Kill.TAG, ["fw", 7, "", None]]), "Kill.task_id: expected a string"),
-    (msgpack.packb([1, M.Kill.TAG, ["fw", "a/b", "", None]]), "Kill.task_id: invalid character '/'"),
-    (msgpack.packb([1, M.Kill.TAG, ["fw", "", "", None]]), "Kill.task_id: an id may not be empty"),
-    (msgpack.packb([1, M.Kill.TAG, ["fw", "t", "", -1.0]]), "must not be negative"),
-    (msgpack.packb([1, M.Revive.TAG, ["fw", ["eng//x"]]]), "invalid role"),
-    (msgpack.packb([1, M.Update.TAG, [["t", 77, 0, None, "", "", "", 0.0, "", b"", None, []]]]), "unknown TaskState 77"),
-    (msgpack.packb([1, M.Offers.TAG, [[["o", "f", "a", "h", "*", ["*", {"cpus": -5}, {}], []]]]]), "invalid resources"),
-    (msgpack.packb([1, M.Accept.TAG, ["fw", ["o"], [[9, []]], None]]), "unknown Launch/LaunchGroup tag 9"),
-    (msgpack.packb([1, M.Configure.TAG, ["a", "b", {1: 2}, []]], strict_types=False), "not a msgpack message"),
+    (msgpack.packb([1, tag_of(M.Kill), ["fw"]]), "Kill: expected an array of 4 fields"),
+    (msgpack.packb([1, tag_of(M.Kill), ["fw", 7, "", None]]), "Kill.task_id: expected a string"),
+    (msgpack.packb([1, tag_of(M.Kill), ["fw", "a/b", "", None]]), "Kill.task_id: invalid character '/'"),
+    (msgpack.packb([1, tag_of(M.Kill), ["fw", "", "", None]]), "Kill.task_id: an id may not be empty"),
+    (msgpack.packb([1, tag_of(M.Kill), ["fw", "t", "", -1.0]]), "must not be negative"),
+    (msgpack.packb([1, tag_of(M.Revive), ["fw", ["eng//x"]]]), "invalid role"),
+    (msgpack.packb([1, tag_of(M.Update), [["t", 77, 0, None, "", "", "", 0.0, "", b"", None, []]]]), "unknown TaskState 77"),
+    (msgpack.packb([1, tag_of(M.Offers), [[["o", "f", "a", "h", "*", ["*", {"cpus": -5}, {}], []]]]]), "invalid resources"),
+    (msgpack.packb([1, tag_of(M.Accept), ["fw", ["o"], [[9, []]], None]]), "unknown Launch/LaunchGroup tag 9"),
+    (msgpack.packb([1, tag_of(M.Configure), ["a", "b", {1: 2}, []]], strict_types=False), "not a msgpack message"),
 ])
 def test_bad_input_gets_a_clear_error(raw, words):
     with pytest.raises(CodecError, match=words):
@@ -59,16 +59,16 @@ def test_limits_are_enforced():
     deep = 0
     for _ in range(40):
         deep = [deep]
-    nested = msgpack.packb([1, M.Configure.TAG, ["a", "b", deep, []]])
+    nested = msgpack.packb([1, tag_of(M.Configure), ["a", "b", deep, []]])
     with pytest.raises(CodecError, match="nested too deeply"):
         decode(nested)
 
 
 def test_floats_must_be_finite_and_ints_are_accepted():
-    raw = msgpack.packb([1, M.Subscribed.TAG, ["fw", 15, "m"]])
+    raw = msgpack.packb([1, tag_of(M.Subscribed), ["fw", 15, "m"]])
     assert decode(raw).heartbeat_interval_seconds == 15.0
     with pytest.raises(CodecError, match="finite"):
-        decode(msgpack.packb([1, M.Subscribed.TAG, ["fw", float("inf"), "m"]]))
+        decode(msgpack.packb([1, tag_of(M.Subscribed), ["fw", float("inf"), "m"]]))
 
 
 def test_only_registered_messages_encode():
