@@ -23,6 +23,8 @@ from . import messages as M
 from .accounting import RoleLedger
 from .base import ConfigError, KernelActor, handles, setting
 from .messages import Capability, Reason, Source, TaskState
+from .quota import Quota, QuotaError, amounts, validate
+from .quota import from_wire as quota_from_wire
 from .resources import DEFAULT_ROLE, EMPTY, ResourceError, Resources
 
 TS = TaskState
@@ -126,6 +128,7 @@ class Master(KernelActor):
         self.offers: dict[str, OfferRec] = {}
         self.ledger = RoleLedger()
         self.weights: dict[str, float] = {}
+        self.quotas: dict[str, Quota] = {}
         self._ping_queue: deque[tuple[float, str]] = deque()
         self._next_agent = 0
         self._next_framework = 0
@@ -154,6 +157,13 @@ class Master(KernelActor):
         self.max_completed = setting(settings, "max_completed_tasks_per_framework", int, 1000)
         for role, w in setting(settings, "weights", dict, {}).items():
             self.weights[role] = float(w)
+        try:
+            for role, q in setting(settings, "quotas", dict, {}).items():
+                self.quotas[role] = Quota(amounts(q.get("guarantee", {}), f"{role}.guarantee"),
+                                          amounts(q.get("limit", {}), f"{role}.limit"))
+            validate(self.quotas)
+        except (QuotaError, AttributeError) as e:
+            raise ConfigError(f"quotas: {e}") from None
 
     def started(self) -> None:
         self.started_at = self.now()
@@ -161,6 +171,8 @@ class Master(KernelActor):
         self.set_timer("heartbeat", self.heartbeat_interval)
         if self.weights:
             self._to_allocator(M.AllocUpdateWeights(tuple(sorted(self.weights.items()))))
+        for role, q in sorted(self.quotas.items()):
+            self._to_allocator(M.AllocUpdateQuota(role, *q.to_wire()))
 
     def _to_allocator(self, msg: Any) -> None:
         assert self.allocator is not None
@@ -914,6 +926,29 @@ class Master(KernelActor):
         self._to_allocator(M.AllocUpdateWeights(m.weights))
         self.tell(sender, M.QueryReply("weights", dict(sorted(self.weights.items()))))
 
+    @handles(M.UpdateQuota)
+    def _update_quota(self, m: M.UpdateQuota, sender: ActorAddress) -> None:
+        try:
+            quota = Quota(quota_from_wire(m.guarantee, "guarantee"), quota_from_wire(m.limit, "limit"))
+            new = dict(self.quotas)
+            if quota.is_empty():
+                new.pop(m.role, None)
+            else:
+                new[m.role] = quota
+            validate(new)
+        except QuotaError as e:
+            self.reply_error(sender, "UPDATE_QUOTA", str(e))
+            return
+        self.quotas = new
+        self._to_allocator(M.AllocUpdateQuota(m.role, m.guarantee, m.limit))
+        # Outstanding offers of the role's subtree go back, to be made again under the new quota.
+        for offer_id in sorted(self.offers):
+            rec = self.offers[offer_id]
+            if rec.role == m.role or rec.role.startswith(m.role + "/"):
+                self._rescind(offer_id, recover=True)
+        self._flush_recovered()
+        self.tell(sender, M.QueryReply("quota", {r: q.to_dict() for r, q in sorted(self.quotas.items())}))
+
     def query(self, what: str, args: dict[str, Any]) -> Any:
         if not self.configured:
             return super().query(what, args)
@@ -966,6 +1001,7 @@ class Master(KernelActor):
             ],
             "roles": self.ledger.view(now),
             "weights": dict(sorted(self.weights.items())),
+            "quotas": {r: q.to_dict() for r, q in sorted(self.quotas.items())},
             "counters": dict(self.counters),
         }
 

@@ -24,7 +24,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Union
 
-from .codec import Id, Json, OptId, Role, Seconds, message, union_member, value
+from .codec import Count, Id, Json, OptId, Role, Seconds, message, union_member, value
 from .resources import EMPTY, Resources
 
 Labels = tuple[tuple[str, str], ...]
@@ -741,6 +741,16 @@ class AllocOffers:
     allocations: tuple[Allocation, ...]
 
 
+@message(210)
+@dataclass(frozen=True, slots=True)
+class AllocUpdateQuota:
+    """Quota of one role: fixed-point amounts; empty guarantee and limit remove it."""
+
+    role: Role
+    guarantee: tuple[tuple[str, Count], ...] = ()
+    limit: tuple[tuple[str, Count], ...] = ()
+
+
 @message(209)
 @dataclass(frozen=True, slots=True)
 class AllocActivate:
@@ -799,3 +809,14 @@ class UpdateWeights:
     """Operator call UPDATE_WEIGHTS."""
 
     weights: tuple[tuple[Role, float], ...]
+
+
+@message(256)
+@dataclass(frozen=True, slots=True)
+class UpdateQuota:
+    """Operator call UPDATE_QUOTA: a role's guarantee and limit (fixed-point amounts;
+    both empty: no quota).  Answered with a QueryReply("quota") or an ERROR."""
+
+    role: Role
+    guarantee: tuple[tuple[str, Count], ...] = ()
+    limit: tuple[tuple[str, Count], ...] = ()

@@ -249,6 +249,10 @@ class Resources:
     def ranges(self, name: str) -> Ranges:
         return self._ranges.get(name, ())
 
+    def scalar_map(self) -> Mapping[str, int]:
+        """The fixed-point scalars themselves (read-only: do not change the map)."""
+        return self._scalars
+
     def scalar_items(self) -> Iterator[tuple[str, int]]:
         """(name, millis) pairs, in a stable order."""
         return iter(sorted(self._scalars.items()))
@@ -368,7 +372,11 @@ class Resources:
     def with_role(self, role: str) -> Resources:
         if role == self._role:
             return self
-        return Resources._make(self._scalars, self._ranges, check_role(role))
+        if role not in _ROLES_SEEN:
+            check_role(role)
+            if len(_ROLES_SEEN) < _CACHE_MAX:
+                _ROLES_SEEN.add(role)
+        return Resources._make(self._scalars, self._ranges, role)
 
     def scalars_only(self) -> Resources:
         return Resources._make(self._scalars, {}, self._role)

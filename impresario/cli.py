@@ -9,7 +9,8 @@
     impresario state [--master HOST:PORT]                      the master's state, as JSON
     impresario execute (--master HOST:PORT | --local) --cpus X --mem SIZE -- CMD [ARG...]
     impresario framework package.module:Class --master HOST:PORT
-    impresario bench host                                      the SimPy host's cost per message
+    impresario weights ROLE=WEIGHT ... / quota ROLE --guarantee R --limit R   operator calls
+    impresario bench host | allocator                          figures, as JSON lines
 
 Exit status: 0 on success (``local`` and ``execute``: only if every task
 FINISHED), 1 when the work failed, 2 for bad usage or a configuration that
@@ -173,8 +174,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
         _say(f"  scheduling latency p50 {lat['p50']:.3f} s, p90 {lat['p90']:.3f} s, p99 {lat['p99']:.3f} s")
     for role, r in s["roles"].items():
         m = r["mean_allocated"]
-        _say(f"  role {role} (weight {r['weight']:g}): mean allocated {m['cpus']:.1f} cpus, "
-             f"{m['mem'] / 1024:.1f} GiB mem")
+        _say(f"  role {role} (weight {r['weight']:g}): mean share {r['mean_share']:.3f}; mean allocated "
+             f"{m['cpus']:.1f} cpus, {m['mem'] / 1024:.1f} GiB mem")
     _say(f"  summary written to {result.summary_path}")
     return EXIT_OK
 
@@ -324,6 +325,66 @@ def cmd_state(args: argparse.Namespace) -> int:
         system.shutdown()
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    from actors import messages as M
+    from actors.resources import role_error
+
+    from .cluster import Client
+
+    weights = []
+    for item in args.weights:
+        role, sep, value = item.partition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = -1.0
+        if not sep or role_error(role) or not w > 0:
+            raise UsageError(f"expected ROLE=WEIGHT with a valid role and a positive weight, got {item!r}")
+        weights.append((role, w))
+    system, master = _join(args.master, None, None, None, "WARNING")
+    try:
+        reply = Client(system.asys).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
+        return _operator_reply(reply)
+    finally:
+        system.shutdown()
+
+
+def cmd_quota(args: argparse.Namespace) -> int:
+    from actors import messages as M
+    from actors.quota import Quota, QuotaError, parse_amounts
+
+    from .cluster import Client
+
+    def parse(text: str | None, what: str) -> dict[str, int]:
+        if not text:
+            return {}
+        try:
+            return parse_amounts(text, f"--{what}")
+        except QuotaError as e:
+            raise UsageError(str(e)) from None
+
+    quota = Quota(parse(args.guarantee, "guarantee"), parse(args.limit, "limit"))
+    if quota.is_empty() and not args.remove:
+        raise UsageError("give --guarantee and/or --limit, or --remove")
+    system, master = _join(args.master, None, None, None, "WARNING")
+    try:
+        reply = Client(system.asys).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
+        return _operator_reply(reply)
+    finally:
+        system.shutdown()
+
+
+def _operator_reply(reply: Any) -> int:
+    from actors import messages as M
+
+    if isinstance(reply, M.Error):
+        print(f"impresario: refused: {reply.message}", file=sys.stderr)
+        return EXIT_FAILED
+    json.dump(reply.result, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- execute and framework
 
 
@@ -420,11 +481,14 @@ def cmd_framework(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from sim.bench import bench_host
+    from sim.bench import bench_allocator, bench_host
 
     if args.what == "host":
-        for message in args.message:
+        for message in args.message or ["status", "offers"]:
             print(json.dumps(bench_host(args.messages, args.repeat, message)), flush=True)
+    else:
+        print(json.dumps(bench_allocator(args.agents, args.frameworks, args.roles, args.repeat, args.allocator,
+                                         args.decline_agents, args.decline_frameworks)), flush=True)
     return EXIT_OK
 
 
@@ -512,19 +576,38 @@ def parser() -> argparse.ArgumentParser:
                        description="host: the SimPy host's cost per delivered message (codec, heap, digest, "
                                    "dispatch) against bare SimPy callback delivery plus msgpack of the same "
                                    "message, measured in the same run.")
-    q.add_argument("what", choices=["host"])
-    q.add_argument("--messages", type=int, default=100_000, help="messages per measured run")
-    q.add_argument("--repeat", type=int, default=5, help="measured runs of each (the median is reported)")
+    q.add_argument("what", choices=["host", "allocator"])
+    q.add_argument("--messages", type=int, default=100_000, help="host: messages per measured run")
+    q.add_argument("--repeat", type=int, default=5, help="measured runs or cycles (the median is reported)")
     q.add_argument("--message", action="append", choices=["status", "offers"],
-                   help="which message (repeatable; default: both)")
+                   help="host: which message (repeatable; default: both)")
+    q.add_argument("--agents", type=int, default=30_000, help="allocator: agents (default 30000)")
+    q.add_argument("--frameworks", type=int, default=2_000, help="allocator: frameworks (default 2000)")
+    q.add_argument("--roles", type=int, default=200, help="allocator: roles (default 200)")
+    q.add_argument("--allocator", default="drf", help="allocator: the policy (drf, random, or a dotted path)")
+    q.add_argument("--decline-agents", type=int, default=2_000,
+                   help="allocator: agents in the every-framework-declined-every-agent case")
+    q.add_argument("--decline-frameworks", type=int, default=2_000,
+                   help="allocator: frameworks in that case")
     q.set_defaults(func=cmd_bench)
+
+    q = sub.add_parser("weights", help="change role weights (operator call UPDATE_WEIGHTS)")
+    q.add_argument("weights", nargs="+", metavar="ROLE=WEIGHT")
+    q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    q.set_defaults(func=cmd_weights)
+
+    q = sub.add_parser("quota", help="set a role's quota (operator call UPDATE_QUOTA)")
+    q.add_argument("role")
+    q.add_argument("--guarantee", help="resources set aside first: 'cpus:10;mem:20480'")
+    q.add_argument("--limit", help="never exceeded, descendants included: 'cpus:100;mem:204800'")
+    q.add_argument("--remove", action="store_true", help="remove the role's quota")
+    q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    q.set_defaults(func=cmd_quota)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    if args.command_name == "bench" and not args.message:
-        args.message = ["status", "offers"]
     if getattr(args, "command", None) and args.command[:1] == ["--"]:
         args.command = args.command[1:]
     try:

@@ -115,8 +115,9 @@ class Client:
     def tell(self, addr: ActorAddress, msg: Any) -> None:
         self.asys.tell(addr, encode(msg))
 
-    def ask(self, addr: ActorAddress, msg: Any, expect: type, timeout: float = 30.0) -> Any:
-        """Send ``msg`` and wait for an answer of type ``expect``.
+    def ask(self, addr: ActorAddress, msg: Any, expect: type | tuple[type, ...], timeout: float = 30.0,
+            match: Callable[[Any], bool] | None = None) -> Any:
+        """Send ``msg`` and wait for an answer of type ``expect`` (for which ``match`` holds).
 
         Anything else arriving meanwhile (a late answer to an earlier tell, say) is
         set aside: the external context is shared by everything this client sends.
@@ -131,9 +132,9 @@ class Client:
                     decoded = decode(reply)
                 except CodecError as e:
                     raise KernelError(f"an undecodable answer: {e}") from None
-                if isinstance(decoded, expect):
+                if isinstance(decoded, expect) and (match is None or match(decoded)):
                     return decoded
-                log.debug("set aside while waiting for %s: %r", expect.__name__, decoded)
+                log.debug("set aside while waiting for %s: %r", expect, decoded)
             left = deadline - time.monotonic()
             if left <= 0:
                 raise KernelError(f"no answer to {type(msg).__name__} within {timeout:.0f} s")
@@ -146,7 +147,7 @@ class Client:
             raise KernelError(f"{name}: configuration refused: {reply.error}")
 
     def query(self, addr: ActorAddress, what: str, timeout: float = 30.0, **args: Any) -> Any:
-        reply = self.ask(addr, M.Query(what, args), M.QueryReply, timeout)
+        reply = self.ask(addr, M.Query(what, args), M.QueryReply, timeout, match=lambda r: r.what == what)
         if reply.error:
             raise KernelError(reply.error)
         return reply.result

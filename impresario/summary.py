@@ -42,9 +42,20 @@ def real_summary(cluster: Any, frameworks: list[tuple[Any, dict[str, Any]]], ela
         "wall_seconds": round(wall, 3),
         "messages": messages,
         "digest": None,
-        "roles": roles_view(master["roles"], state.get("weights", {})),
+        "roles": roles_view(master["roles"], state.get("weights", {}), state.get("quotas", {}),
+                            _total(state)),
         "scheduling_latency": latency,
     }
+
+
+def _total(state: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for a in state.get("agents", []):
+        if a.get("reachable"):
+            for k, v in a.get("resources", {}).items():
+                if isinstance(v, int | float):
+                    out[k] = out.get(k, 0.0) + v
+    return out
 
 
 def write_summary(out_dir: str, summary: dict[str, Any]) -> str:

@@ -144,3 +144,111 @@ def bench_host(n: int = 100_000, repeat: int = 5, message: str = "status") -> di
         "ratio_min_max": [round(min(ratios), 3), round(max(ratios), 3)],
         "host_messages_per_second": round(1 / h),
     }
+
+
+# --------------------------------------------------------------------------- the allocator
+
+
+def _synthetic(agents: int, frameworks: int, roles: int, policy_name: str = "drf",
+               shape: str = "cpus:32;mem:131072;disk:1048576") -> Any:
+    """Mesos' benchmark shape: every agent free, every framework wanting offers, frameworks
+    spread evenly over flat roles."""
+    from actors.allocator import policy_class
+
+    p = policy_class(policy_name)({"allocation_interval": 1.0, "seed": 1})
+    total = Resources.parse(shape)
+    for i in range(agents):
+        p.add_agent(f"agent-{i:06d}", total, ())
+    for j in range(frameworks):
+        p.add_framework(f"fw-{j:05d}", [f"role-{j % roles:04d}"], [], [], ())
+    return p
+
+
+def _recover_all(p: Any, allocations: list[Any], now: float, refuse: float | None) -> None:
+    for a in allocations:
+        p.recover(M.Recovered(a.framework_id, a.agent_id, a.role, a.resources, refuse), now)
+
+
+def bench_allocator(agents: int = 30_000, frameworks: int = 2_000, roles: int = 200, cycles: int = 5,
+                    policy: str = "drf", decline_agents: int = 2_000, decline_frameworks: int = 200) -> dict[str, Any]:
+    """Full allocation cycles on a synthetic cluster (figures in seconds).
+
+    * ``cycle_seconds``: the median of ``cycles`` full cycles, each from the same state
+      (every agent free, every framework wanting); between cycles every allocation is
+      given back, untimed.
+    * ``bare_pass_seconds``: a pass over the same agents that builds one offer each for a
+      framework taken in turn, with no policy: the floor for any allocator here.
+    * ``declined_round_seconds``: cycles after every framework declined every offer it got
+      (refuse 1 h), round after round: each agent is hidden from one more framework.
+    * ``all_declined_cycle_seconds``: a cycle once every framework has declined every agent
+      (at ``decline_agents`` x ``decline_frameworks``, as MESOS-4694's benchmark: every
+      (agent, framework) pair holds a filter, so that state alone is A x F entries).
+    """
+    import random as _random
+
+    p = _synthetic(agents, frameworks, roles, policy)
+    rng = _random.Random(1)
+    times, bare = [], []
+    offers = 0
+    now = 0.0
+    for _ in range(cycles):
+        gc.collect()
+        t0 = time.perf_counter()
+        out = p.allocate(now, rng)
+        times.append(time.perf_counter() - t0)
+        offers = len(out)
+        bare.append(_bare_pass(p))
+        now += 1.0
+        _recover_all(p, out, now, None)
+    declined = []
+    out = p.allocate(now, rng)
+    for _ in range(min(cycles, 5)):
+        now += 1.0
+        _recover_all(p, out, now, 3600.0)
+        gc.collect()
+        t0 = time.perf_counter()
+        out = p.allocate(now, rng)
+        declined.append(time.perf_counter() - t0)
+    # Every framework has declined every agent.
+    q = _synthetic(decline_agents, decline_frameworks, max(1, min(roles, decline_frameworks)), policy)
+    now = 0.0
+    out = q.allocate(now, rng)
+    _recover_all(q, out, now, 3600.0)
+    for slot in q.agents.values():
+        for fid, fw in q.frameworks.items():
+            for role in fw.roles:
+                if (fid, role) not in slot.filters:
+                    q._set_filter(slot, fw, role, 3600.0, slot.free)
+    q.demand_changed = True
+    gc.collect()
+    t0 = time.perf_counter()
+    left = q.allocate(1.0, rng)
+    all_declined = time.perf_counter() - t0
+    cycle = statistics.median(times)
+    bare_med = statistics.median(bare)
+    return {
+        "bench": "allocator-cycle",
+        "policy": policy,
+        "agents": agents, "frameworks": frameworks, "roles": roles,
+        "offers_per_cycle": offers,
+        "cycle_seconds": round(cycle, 4),
+        "cycle_seconds_min_max": [round(min(times), 4), round(max(times), 4)],
+        "bare_pass_seconds": round(bare_med, 4),
+        "ratio_to_bare_pass": round(cycle / bare_med, 2),
+        "declined_round_seconds": [round(t, 4) for t in declined],
+        "all_declined": {"agents": decline_agents, "frameworks": decline_frameworks,
+                         "filters": decline_agents * decline_frameworks,
+                         "cycle_seconds": round(all_declined, 4), "offers": len(left)},
+    }
+
+
+def _bare_pass(p: Any) -> float:
+    """One offer per agent, a framework taken in turn, no policy: the floor."""
+    fids = [(f, fw.roles[0]) for f, fw in p.frameworks.items()]
+    n = len(fids)
+    t0 = time.perf_counter()
+    out = []
+    for i, (aid, slot) in enumerate(p.agents.items()):
+        fid, role = fids[i % n]
+        out.append(M.Allocation(fid, role, aid, slot.free.with_role(role)))
+    return time.perf_counter() - t0

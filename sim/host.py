@@ -222,6 +222,12 @@ class SimHost:
         queue: list[Any] = env._queue
         heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Event(self._deliver, ref, src, msg)))
 
+    def tell_at(self, at: float, target: ActorAddress, msg: Any) -> None:
+        """Send ``msg`` from the harness at virtual time ``at`` (an operator call, a fault)."""
+        data = encode(msg) if type(msg) is not bytes else msg
+        self._schedule(_Event(lambda ev: self.send(self.inbox_ref, target, data), self.inbox_ref,
+                              self.inbox_ref, None), max(0.0, at - self.env._now))
+
     def _schedule(self, ev: _Event, delay: float) -> None:
         env = self.env
         queue: list[Any] = env._queue
@@ -308,14 +314,16 @@ class SimHost:
                     if stop_when():
                         break
 
-    def run_until_reply(self, kind: type, timeout: float = 60.0) -> Any:
-        """Run until the harness inbox holds a message of ``kind``; return it."""
+    def run_until_reply(self, kind: type, timeout: float = 60.0,
+                        match: Callable[[Any], bool] | None = None) -> Any:
+        """Run until the harness inbox holds a message of ``kind`` (for which ``match``
+        holds, if given); take it out and return it."""
         deadline = self.env.now + timeout
         found: list[Any] = []
 
         def have() -> bool:
             for i, (m, _) in enumerate(self.inbox.items):
-                if isinstance(m, kind):
+                if isinstance(m, kind) and (match is None or match(m)):
                     found.append(m)
                     del self.inbox.items[i]
                     return True

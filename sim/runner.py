@@ -53,8 +53,10 @@ class SimCluster:
         self._configure(self.allocator, "allocator", "allocator", {
             "master": "master", "seed": self.seed, "weights": weights,
             "allocation_interval": scenario.allocation_interval, "policy": scenario.allocator})
+        quotas = {r.name: r.quota.to_dict() for r in scenario.roles if r.quota is not None}
         self._configure(self.master, "master", "master", {
-            "master_id": "sim", "allocator": "allocator", "weights": weights, "seed": self.seed})
+            "master_id": "sim", "allocator": "allocator", "weights": weights, "quotas": quotas,
+            "seed": self.seed})
         n = 0
         for group in scenario.groups:
             text = str(group.resources)
@@ -73,6 +75,13 @@ class SimCluster:
                 "capabilities": fw.capabilities, "seed": self.seed})
             self.frameworks.append((fw.name, addr))
         self._check_configured()
+        for call in scenario.operator:
+            if call.weights is not None:
+                msg: Any = M.UpdateWeights(tuple(sorted(call.weights.items())))
+            else:
+                assert call.quota is not None and call.quota_role is not None
+                msg = M.UpdateQuota(call.quota_role, *call.quota.to_wire())
+            host.tell_at(call.at, self.master, msg)
 
     def _configure(self, addr: Any, component: str, name: str, settings: dict[str, Any]) -> None:
         self.host.tell(addr, M.Configure(component, name, settings, BASE_PORTS))
@@ -83,6 +92,14 @@ class SimCluster:
         errors = [f"{m.name}: {m.error}" for m in self.host.inbox.take(M.Configured) if m.error]
         if errors:
             raise ValueError("configuration refused: " + "; ".join(errors[:5]))
+
+    def total(self) -> dict[str, float]:
+        """The cluster's scalars, in user units (mem and disk in MiB)."""
+        out: dict[str, float] = {}
+        for g in self.scenario.groups:
+            for k, m in g.resources.scalar_items():
+                out[k] = out.get(k, 0.0) + g.count * m / 1000
+        return out
 
     def framework_actors(self) -> list[Framework]:
         return [self.host.actor(addr) for _, addr in self.frameworks]
@@ -144,7 +161,8 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "messages_by_type": {names.get(t, str(t)): n for t, n in sorted(host.messages_by_tag.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))},
         "dead_letters": host.dead_letters,
         "digest": host.hexdigest(),
-        "roles": roles_view(master.ledger.view(end), {r.name: r.weight for r in cluster.scenario.roles}),
+        "roles": roles_view(master.ledger.view(end), master.weights,
+                            {r: q.to_dict() for r, q in master.quotas.items()}, cluster.total()),
         "scheduling_latency": latency_view(latencies),
         "per_framework": per_framework,
     }
@@ -158,14 +176,21 @@ def latency_view(latencies: list[float]) -> dict[str, Any]:
             "max": r(latencies[-1] if latencies else None)}
 
 
-def roles_view(view: dict[str, Any], weights: dict[str, float]) -> dict[str, Any]:
-    """The summary's ``roles``: allocated now and on average, {cpus, mem, disk, gpus}, MiB."""
+def roles_view(view: dict[str, Any], weights: dict[str, float], quotas: dict[str, Any] | None = None,
+               total: dict[str, float] | None = None) -> dict[str, Any]:
+    """The summary's ``roles``: allocated now and on average, {cpus, mem, disk, gpus}, MiB;
+    ``mean_share``: the time-weighted mean allocation's dominant share of the cluster."""
     out = {}
-    for role in sorted(set(view) | set(weights)):
+    quotas = quotas or {}
+    for role in sorted(set(view) | set(weights) | set(quotas)):
         v = view.get(role, {})
         zero = dict.fromkeys(SCALAR_NAMES, from_millis(0))
+        mean = v.get("mean_allocated", dict.fromkeys(SCALAR_NAMES, 0.0))
+        share = max((mean.get(k, 0.0) / t for k, t in (total or {}).items() if t > 0), default=0.0)
         out[role] = {
             "weight": weights.get(role, 1.0),
+            "quota": quotas.get(role),
+            "mean_share": round(share, 6),
             "allocated": v.get("allocated", zero),
             "mean_allocated": v.get("mean_allocated", dict.fromkeys(SCALAR_NAMES, 0.0)),
             "offered": v.get("offered", zero),

@@ -13,8 +13,10 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.allocator import policy_class
 from actors.base import ConfigError
 from actors.batch import parse_task_spec
+from actors.quota import Quota, QuotaError, amounts, validate
 from actors.resources import Resources, role_error
 from actors.units import UnitError, parse_duration, parse_size
 
@@ -34,6 +36,17 @@ class AgentGroup:
 class RoleSpec:
     name: str
     weight: float = 1.0
+    quota: Quota | None = None
+
+
+@dataclass
+class OperatorCall:
+    """An operator call made to the master at a virtual time."""
+
+    at: float
+    weights: dict[str, float] | None = None
+    quota_role: str | None = None
+    quota: Quota | None = None
 
 
 @dataclass
@@ -56,6 +69,7 @@ class Scenario:
     groups: list[AgentGroup] = field(default_factory=list)
     roles: list[RoleSpec] = field(default_factory=list)
     frameworks: list[FrameworkSpec] = field(default_factory=list)
+    operator: list[OperatorCall] = field(default_factory=list)
     path: str | None = None
 
     @property
@@ -74,11 +88,12 @@ class Scenario:
 BATCH_CLASS = "actors.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
 SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator"}
-ALLOCATORS = {"drf": "actors.allocator:DRFPolicy"}
+QUOTA_KEYS = {"guarantee", "limit"}
+OPERATOR_KEYS = {"at", "update_weights", "update_quota"}
 CLUSTER_KEYS = {"agents", "agent", "groups"}
-ROLE_KEYS = {"name", "weight"}
+ROLE_KEYS = {"name", "weight", "quota"}
 FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale"}
-TOP_KEYS = {"sim", "cluster", "roles", "frameworks"}
+TOP_KEYS = {"sim", "cluster", "roles", "frameworks", "operator"}
 
 
 def _check_keys(table: Any, known: set[str], where: str) -> dict[str, Any]:
@@ -145,10 +160,14 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     if sc.allocation_interval <= 0:
         raise ScenarioError("[sim].allocation_interval must be positive")
     alloc = sim.get("allocator", "drf")
-    if not isinstance(alloc, str) or (alloc not in ALLOCATORS and ":" not in alloc):
-        raise ScenarioError(f"[sim].allocator must be one of {sorted(ALLOCATORS)} or \"package.module:Class\", "
-                            f"got {alloc!r}")
-    sc.allocator = ALLOCATORS.get(alloc, alloc)
+    if not isinstance(alloc, str):
+        raise ScenarioError(f"[sim].allocator must be a name or \"package.module:Class\", got {alloc!r}")
+    if ":" not in alloc:
+        try:
+            policy_class(alloc)
+        except ConfigError as e:
+            raise ScenarioError(f"[sim].allocator: {e}") from None
+    sc.allocator = alloc
 
     cluster = _check_keys(data.get("cluster"), CLUSTER_KEYS, "[cluster]") if "cluster" in data else None
     if cluster is None:
@@ -197,7 +216,19 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
         weight = _number(r.get("weight", 1.0), f"{where}.weight")
         if weight <= 0:
             raise ScenarioError(f"{where}.weight must be positive")
-        sc.roles.append(RoleSpec(rname, weight))
+        quota = _quota(r["quota"], f"role {rname!r}.quota") if "quota" in r else None
+        sc.roles.append(RoleSpec(rname, weight, quota))
+    try:
+        validate({r.name: r.quota for r in sc.roles if r.quota is not None})
+    except QuotaError as e:
+        raise ScenarioError(f"[[roles]] quota: {e}") from None
+
+    calls = data.get("operator", [])
+    if not isinstance(calls, list):
+        raise ScenarioError("[[operator]] must be an array of tables")
+    for i, c in enumerate(calls):
+        sc.operator.append(_operator_call(c, f"operator[{i}]"))
+    sc.operator.sort(key=lambda c: c.at)
 
     frameworks = data.get("frameworks", [])
     if not isinstance(frameworks, list):
@@ -207,6 +238,47 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     for i, f in enumerate(frameworks):
         sc.frameworks.append(_framework(f, i, names, largest))
     return sc
+
+
+def _quota(spec: Any, where: str) -> Quota:
+    _check_keys(spec, QUOTA_KEYS, where)
+    try:
+        return Quota(amounts(spec.get("guarantee", {}), f"{where}.guarantee"),
+                     amounts(spec.get("limit", {}), f"{where}.limit"))
+    except QuotaError as e:
+        raise ScenarioError(str(e)) from None
+
+
+def _operator_call(c: Any, where: str) -> OperatorCall:
+    _check_keys(c, OPERATOR_KEYS, where)
+    if "at" not in c:
+        raise ScenarioError(f"{where}: when? give at = \"10m\"")
+    call = OperatorCall(_duration(c["at"], f"{where}.at"))
+    if ("update_weights" in c) == ("update_quota" in c):
+        raise ScenarioError(f"{where}: give one of update_weights or update_quota")
+    if "update_weights" in c:
+        w = c["update_weights"]
+        if not isinstance(w, dict) or not w:
+            raise ScenarioError(f"{where}.update_weights must be a table of role = weight")
+        call.weights = {}
+        for role, v in w.items():
+            err = role_error(role)
+            if err:
+                raise ScenarioError(f"{where}.update_weights: {err}")
+            call.weights[role] = _number(v, f"{where}.update_weights.{role}")
+            if call.weights[role] <= 0:
+                raise ScenarioError(f"{where}.update_weights.{role} must be positive")
+    else:
+        q = c["update_quota"]
+        if not isinstance(q, dict) or "role" not in q:
+            raise ScenarioError(f"{where}.update_quota needs a role")
+        role = q["role"]
+        err = role_error(role) if isinstance(role, str) else "a role name"
+        if err or role == "*":
+            raise ScenarioError(f"{where}.update_quota.role: {err or 'not the default role'}")
+        call.quota_role = role
+        call.quota = _quota({k: v for k, v in q.items() if k != "role"}, f"{where}.update_quota")
+    return call
 
 
 def _largest_agent(groups: list[AgentGroup]) -> dict[str, int]:

@@ -108,7 +108,7 @@ class SimHarness(Harness):
 
     def query(self, addr: Any, what: str, **args: Any) -> Any:
         self.host.tell(addr, M.Query(what, args))
-        reply = self.host.run_until_reply(M.QueryReply)
+        reply = self.host.run_until_reply(M.QueryReply, match=lambda r: r.what == what)
         assert not reply.error, reply.error
         return reply.result
 

@@ -37,5 +37,5 @@ def test_a_scenario_can_name_its_allocator_policy():
     result = run(sc)
     assert result.summary["tasks_finished"] == 4
     assert result.host.actor("allocator").policy.runs_seen > 0
-    with pytest.raises(ScenarioError, match="allocator must be one of"):
+    with pytest.raises(ScenarioError, match=r"unknown allocator .fair-ish. \(known: drf, random"):
         parse({**base, "sim": {"allocator": "fair-ish"}})

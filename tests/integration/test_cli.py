@@ -142,3 +142,24 @@ def test_master_agent_state_and_execute_as_separate_processes(run_cli, tmp_path)
 def test_state_without_a_master_fails_clearly(run_cli):
     code, _out, err = run_cli("state", "--master", f"127.0.0.1:{_free_port()}", timeout=120)
     assert code == 2 and "no master at" in err
+
+
+def test_operator_calls_weights_and_quota(run_cli):
+    from impresario.cluster import LocalCluster
+    with LocalCluster(agents=1, agent_resources="cpus:4;mem:4096;disk:1024") as c:
+        master = f"127.0.0.1:{c.systems[0].port}"
+        code, out, err = run_cli("weights", "eng=2", "ops=0.5", "--master", master)
+        assert code == 0, err
+        assert json.loads(out) == {"eng": 2.0, "ops": 0.5}
+        code, out, err = run_cli("quota", "eng", "--guarantee", "cpus:1;mem:512", "--limit", "cpus:2;mem:1GiB",
+                                 "--master", master)
+        assert code == 0, err
+        assert json.loads(out) == {"eng": {"guarantee": {"cpus": 1.0, "mem": 512.0},
+                                           "limit": {"cpus": 2.0, "mem": 1024.0}}}
+        code, out, err = run_cli("quota", "eng/web", "--guarantee", "cpus:3", "--master", master)
+        assert code == 1 and "refused" in err and "exceed" in err
+        state = c.state()
+        assert state["weights"] == {"eng": 2.0, "ops": 0.5}
+        assert state["quotas"]["eng"]["limit"] == {"cpus": 2.0, "mem": 1024.0}
+        code, out, err = run_cli("quota", "eng", "--remove", "--master", master)
+        assert code == 0 and json.loads(out) == {}

@@ -123,6 +123,6 @@ def test_removing_an_agent_takes_its_allocations_with_it():
     p.add_agent("a", R("cpus:4;mem:1024"), ())
     p.add_framework("f", ["r"], [], [], ())
     allocate(p)
-    assert p.role_alloc["r"] == R("cpus:4;mem:1024")
+    assert p.nodes["r"].alloc == {"cpus": 4000, "mem": 1024000}
     p.remove_agent("a")
-    assert p.role_alloc["r"].is_empty() and p.total.is_empty()
+    assert p.nodes["r"].alloc == {} and p.total == {} and p.free_total == {}
