@@ -27,7 +27,6 @@ import logging
 import random
 from collections import Counter
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any, ClassVar, TypeVar
 
 from thespian.actors import (
@@ -201,7 +200,9 @@ class KernelActor(Actor):
         """
         self._timer_seq += 1
         self._timers[name] = self._timer_seq
-        self.wakeupAfter(timedelta(seconds=max(0.0, delay)), payload=(name, self._timer_seq))
+        # Seconds as a float (Thespian converts them itself): a timedelta would round the
+        # delay to whole microseconds, and a timer could fire just before its time.
+        self.wakeupAfter(max(0.0, float(delay)), payload=(name, self._timer_seq))
 
     def cancel_timer(self, name: str) -> None:
         self._timers.pop(name, None)

@@ -1,4 +1,4 @@
-"""The built-in batch framework: runs a list of command tasks to completion.
+"""The built-in batch framework: runs a workload of command tasks to completion.
 
 Settings (beside the framework's own):
 
@@ -7,29 +7,48 @@ Settings (beside the framework's own):
     size string), optional ``disk``, ``gpus``, and either ``command`` (a shell
     command) or ``duration`` (a number of seconds or a distribution such as
     ``"exp(60s)"`` / ``"uniform(10s,120s)"``), optional ``count`` (default 1),
-    ``name`` (the id prefix), ``exit_code`` and ``labels``.  A task with a
+    ``name`` (the id prefix), ``exit_code``, ``labels``, ``service`` (true: no
+    duration, it runs until the framework stops it) and ``arrival``:
+
+    * ``"at_once"`` (default): every task is submitted at the start;
+    * ``"poisson(RATE)"``: one after another, RATE tasks a second on average;
+    * ``"uniform(LOW,HIGH)"``: each at a time drawn in the window;
+    * ``"diurnal(RATE,PERIOD,AMPLITUDE)"``: Poisson with a rate swinging as
+      ``RATE x (1 + AMPLITUDE x sin(2 pi t / PERIOD))``.
+
+    ``start`` (a duration) shifts a specification's arrivals.  A task with a
     duration and no command runs ``sleep <duration x time_scale>`` on a real
-    host; in the simulator the containerizer reads the duration from the task's
-    ``impresario.sim/duration`` label.
-``time_scale``
-    multiplies durations for the real host's ``sleep`` (default 1).
-``refuse_seconds``
-    the filter sent with offers it cannot use (default 5).
-``max_retries``
-    how many times a task that failed or was lost is resubmitted (default 0).
-``teardown_when_done``
-    end the framework (TEARDOWN) once every task is terminal (default false).
-``keep_results``
-    keep each task's final status (state, reason, message, output tail) for the
-    ``results`` query (default false: at scale that is memory for nothing).
+    host; in the simulator the containerizer reads the duration from the
+    task's ``impresario.sim/duration`` label.
+``trace``
+    replay a trace instead of (or beside) ``tasks``: arrivals come, one at a
+    time, from the ``workload`` port (``sim.traces:trace_workload`` reads the
+    Google 2011 and SWF formats); the framework never touches the file.
+``stop_services_at``
+    seconds from the start at which service tasks are killed (default: never).
+``hold_seconds`` (default 30)
+    how far ahead an arrival keeps unused offers held rather than declined.
+``batch_seconds`` (default 0.1)
+    arrivals are launched into held offers in batches, this often at most.
+``time_scale``, ``refuse_seconds`` (default 5), ``max_retries`` (default 0),
+``teardown_when_done``, ``keep_results``.
 
 Placement is first fit over the pending tasks grouped by shape, oldest shape
-first, so one offer costs a few checks however many tasks wait.
+first, so one offer costs a few checks however many tasks wait.  Arrivals are
+kept as one sorted stream with one timer, never a timer per task.  Unused
+offers are *held* while more work is due within ``hold_seconds`` and used as
+tasks arrive, the way Aurora and Marathon do it: a REVIVE clears every
+filter, so reviving on each arrival would bring back every declined offer.
+Held offers are declined, and offers suppressed, once nothing more comes.
 """
 
 from __future__ import annotations
 
+import heapq
+import math
+import re
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,12 +57,72 @@ from .base import ConfigError
 from .framework import Framework
 from .messages import TaskState
 from .resources import ResourceError, Resources
-from .units import Distribution, UnitError, parse_distribution, parse_size
+from .units import Distribution, UnitError, parse_distribution, parse_duration, parse_size
 
 TS = TaskState
 DURATION_LABEL = "impresario.sim/duration"
 EXIT_CODE_LABEL = "impresario.sim/exit_code"
 RETRY_STATES = frozenset({TS.TASK_FAILED, TS.TASK_LOST, TS.TASK_DROPPED, TS.TASK_GONE})
+SPEC_KEYS = {"name", "count", "cpus", "mem", "disk", "gpus", "command", "duration", "exit_code", "labels",
+             "arrival", "start", "service"}
+
+
+@dataclass(slots=True)
+class Arrival:
+    kind: str             # at_once | poisson | uniform | diurnal
+    a: float = 0.0
+    b: float = 0.0
+    c: float = 0.0
+
+    def times(self, n: int, start: float, rng: Any) -> list[float]:
+        if self.kind == "at_once":
+            return [start] * n
+        if self.kind == "uniform":
+            return sorted(start + rng.uniform(self.a, self.b) for _ in range(n))
+        out = []
+        t = start
+        if self.kind == "poisson":
+            for _ in range(n):
+                t += rng.expovariate(self.a)
+                out.append(t)
+            return out
+        # diurnal: thinning of a Poisson process at the peak rate.
+        peak = self.a * (1 + abs(self.c))
+        while len(out) < n:
+            t += rng.expovariate(peak)
+            rate = self.a * (1 + self.c * math.sin(2 * math.pi * (t - start) / self.b))
+            if rng.random() * peak <= rate:
+                out.append(t)
+        return out
+
+
+_ARRIVAL = re.compile(r"^\s*(poisson|uniform|diurnal)\s*\(([^)]*)\)\s*$")
+
+
+def parse_arrival(value: Any, where: str) -> Arrival:
+    if value is None or value == "at_once":
+        return Arrival("at_once")
+    m = _ARRIVAL.match(str(value))
+    if not m:
+        raise ConfigError(f"{where}: arrival must be at_once, poisson(RATE), uniform(LOW,HIGH) or "
+                          f"diurnal(RATE,PERIOD,AMPLITUDE), got {value!r}")
+    kind, args = m.group(1), [x.strip() for x in m.group(2).split(",")]
+    try:
+        if kind == "poisson" and len(args) == 1:
+            rate = float(args[0].removesuffix("/s"))
+            if rate > 0:
+                return Arrival("poisson", rate)
+        elif kind == "uniform" and len(args) == 2:
+            lo, hi = parse_duration(args[0]), parse_duration(args[1])
+            if lo <= hi:
+                return Arrival("uniform", lo, hi)
+        elif kind == "diurnal" and len(args) == 3:
+            rate, period, amp = float(args[0].removesuffix("/s")), parse_duration(args[1]), float(args[2])
+            if rate > 0 and period > 0 and 0 <= amp <= 1:
+                return Arrival("diurnal", rate, period, amp)
+    except (ValueError, UnitError):
+        pass
+    raise ConfigError(f"{where}: invalid arrival {value!r}")
 
 
 @dataclass(slots=True)
@@ -57,6 +136,7 @@ class Shape:
     duration: Distribution | None
     exit_code: int | None
     labels: tuple[tuple[str, str], ...]
+    service: bool = False
 
 
 @dataclass(slots=True)
@@ -71,8 +151,7 @@ def parse_task_spec(spec: Any, index: int) -> tuple[dict[str, Any], int]:
     """Validate one task specification; returns (normalised fields, count)."""
     if not isinstance(spec, dict):
         raise ConfigError(f"tasks[{index}] must be a map")
-    known = {"name", "count", "cpus", "mem", "disk", "gpus", "command", "duration", "exit_code", "labels"}
-    unknown = sorted(set(spec) - known)
+    unknown = sorted(set(spec) - SPEC_KEYS)
     if unknown:
         raise ConfigError(f"tasks[{index}]: unknown key {unknown[0]!r}")
     try:
@@ -93,14 +172,19 @@ def parse_task_spec(spec: Any, index: int) -> tuple[dict[str, Any], int]:
     command = spec.get("command")
     if command is not None and (not isinstance(command, str) or not command.strip()):
         raise ConfigError(f"tasks[{index}]: command must be a non-empty string")
+    service = spec.get("service", False)
+    if not isinstance(service, bool):
+        raise ConfigError(f"tasks[{index}]: service must be true or false")
     duration = None
     if "duration" in spec:
+        if service:
+            raise ConfigError(f"tasks[{index}]: a service runs until it is stopped: give no duration")
         try:
             duration = parse_distribution(spec["duration"])
         except UnitError as e:
             raise ConfigError(f"tasks[{index}]: duration: {e}") from None
-    if command is None and duration is None:
-        raise ConfigError(f"tasks[{index}]: give a command or a duration")
+    if command is None and duration is None and not service:
+        raise ConfigError(f"tasks[{index}]: give a command, a duration, or service = true")
     exit_code = spec.get("exit_code")
     if exit_code is not None and (type(exit_code) is not int or not 0 <= exit_code <= 255):
         raise ConfigError(f"tasks[{index}]: exit_code must be 0..255")
@@ -110,27 +194,36 @@ def parse_task_spec(spec: Any, index: int) -> tuple[dict[str, Any], int]:
     name = spec.get("name", f"task{index}")
     if not isinstance(name, str) or not name or "/" in name or " " in name:
         raise ConfigError(f"tasks[{index}]: name must be a non-empty id prefix")
+    arrival = parse_arrival(spec.get("arrival"), f"tasks[{index}]")
+    try:
+        start = parse_duration(spec.get("start", 0))
+    except UnitError as e:
+        raise ConfigError(f"tasks[{index}]: start: {e}") from None
     return {
         "name": name, "resources": resources, "command": command, "duration": duration,
         "exit_code": exit_code, "labels": tuple(sorted((str(k), str(v)) for k, v in labels.items())),
+        "service": service, "arrival": arrival, "start": start,
     }, count
 
 
 def make_task(task_id: str, agent_id: str, resources: Resources, command: str | None = None,
               duration: float | None = None, exit_code: int | None = None,
               labels: tuple[tuple[str, str], ...] = (), time_scale: float = 1.0,
-              kill_grace_seconds: float | None = None) -> M.TaskInfo:
+              kill_grace_seconds: float | None = None, service: bool = False) -> M.TaskInfo:
     """A command task that runs the same way on both hosts.
 
     With a ``duration`` and no ``command`` it runs ``sleep <duration x time_scale>``
     on a real host; the simulator reads the duration label.  An ``exit_code``
-    makes the command end with that code (and the simulated container too).
+    makes the command end with that code (and the simulated container too).  A
+    ``service`` with no command sleeps forever on a real host.
     """
     all_labels = list(labels)
     if duration is not None:
         all_labels.append((DURATION_LABEL, repr(round(duration, 6))))
         if command is None:
             command = f"sleep {round(duration * time_scale, 3)}"
+    elif service and command is None:
+        command = "sleep infinity"
     if exit_code is not None:
         all_labels.append((EXIT_CODE_LABEL, str(exit_code)))
         command = f"{command or 'true'}; exit {exit_code}"
@@ -141,19 +234,31 @@ def make_task(task_id: str, agent_id: str, resources: Resources, command: str | 
 
 
 class BatchFramework(Framework):
-    """Runs a fixed list of command tasks; done when every one is terminal."""
+    """Runs a workload of command tasks; done when every one is terminal and no more come."""
 
     def __init__(self) -> None:
         super().__init__()
         self.shapes: list[Shape] = []
-        self.queues: dict[int, deque[Pending]] = {}
+        self.queues: dict[Any, deque[Pending]] = {}
         self.attempts: dict[str, Pending] = {}
         self.time_scale = 1.0
         self.refuse_seconds = 5.0
+        self.hold_seconds = 30.0
+        self.batch_seconds = 0.1
+        self._received = 0.0
         self.max_retries = 0
         self.teardown_when_done = False
         self.total_tasks = 0
-        self._ids: list[list[str]] = []
+        self.stop_services_at: float | None = None
+        self.services: dict[str, str] = {}     # running service task -> agent
+        self.trace = False
+        self._specs: list[tuple[Shape, list[str], Arrival, float]] = []
+        self._arrivals: list[tuple[float, int, Pending]] = []   # a heap of future submissions
+        self._stream: Iterator[tuple[float, Pending]] | None = None
+        self._streamed: tuple[float, Pending] | None = None
+        self._arrival_seq = 0
+        self._trace_shapes: dict[tuple[int, int, int, int], Shape] = {}
+        self._start = 0.0
         self._suppressing = False
         self.keep_results = False
         self.results: dict[str, dict[str, Any]] = {}
@@ -164,13 +269,20 @@ class BatchFramework(Framework):
             raise ConfigError("tasks must be a list")
         self.time_scale = float(settings.get("time_scale", 1.0))
         self.refuse_seconds = float(settings.get("refuse_seconds", 5.0))
+        self.hold_seconds = float(settings.get("hold_seconds", 30.0))
+        self.batch_seconds = float(settings.get("batch_seconds", 0.1))
         self.max_retries = int(settings.get("max_retries", 0))
         self.teardown_when_done = bool(settings.get("teardown_when_done", False))
         self.keep_results = bool(settings.get("keep_results", False))
-        self._ids = []
+        stop = settings.get("stop_services_at")
+        self.stop_services_at = float(stop) if stop is not None else None
+        self.trace = bool(settings.get("trace"))
+        if self.trace and "workload" not in self.ports:
+            raise ConfigError("a trace needs a workload port (e.g. sim.traces:trace_workload)")
         seen: set[str] = set()
         for i, spec in enumerate(specs):
             fields, count = parse_task_spec(spec, i)
+            arrival, start = fields.pop("arrival"), fields.pop("start")
             shape = Shape(i, **fields)
             ids = [shape.name] if count == 1 else [f"{shape.name}-{n}" for n in range(count)]
             clash = next((t for t in ids if t in seen), None)
@@ -178,24 +290,102 @@ class BatchFramework(Framework):
                 raise ConfigError(f"two tasks would be called {clash!r}: give the specs distinct names")
             seen.update(ids)
             self.shapes.append(shape)
-            self._ids.append(ids)
+            self._specs.append((shape, ids, arrival, start))
         self.total_tasks = len(seen)
 
     def started(self) -> None:
-        # Submission happens now, so latencies count from the start of the run.
-        now = self.now()
-        for shape, ids in zip(self.shapes, self._ids, strict=True):
-            q = self.queues.setdefault(shape.key, deque())
-            for tid in ids:
+        self._start = now = self.now()
+        for shape, ids, arrival, start in self._specs:
+            times = arrival.times(len(ids), now + start, self.rng)
+            for t, tid in zip(times, ids, strict=True):
                 dur = shape.duration.sample(self.rng) if shape.duration is not None else None
-                p = Pending(tid, shape, dur)
-                q.append(p)
-                self.attempts[tid] = p
-                self.tracker.submit(tid, now)
-        self._ids = []
-        if not self.attempts:
+                self._arrivals.append((t, self._next_seq(), Pending(tid, shape, dur)))
+        self._specs = []
+        heapq.heapify(self._arrivals)
+        if self.trace:
+            self._stream = self._trace_arrivals()
+            self._pull_stream()
+        self._submit_due()
+        if self.is_done():
             self.done_at = now
+        if self.stop_services_at is not None:
+            self.set_timer("stop_services", self.stop_services_at)
         super().started()
+
+    def _next_seq(self) -> int:
+        self._arrival_seq += 1
+        return self._arrival_seq
+
+    # ------------------------------------------------------------------ arrivals
+
+    def _trace_arrivals(self) -> Iterator[tuple[float, Pending]]:
+        for task in self.ports["workload"].arrivals():
+            res = Resources.of(cpus=task["cpus"], mem=task["mem"], disk=task.get("disk", 0))
+            key = (res.millis("cpus"), res.millis("mem"), res.millis("disk"), task.get("exit_code") or 0)
+            shape = self._trace_shapes.get(key)
+            if shape is None:
+                shape = Shape(len(self.shapes), self.name, res, None, None, task.get("exit_code"), ())
+                self.shapes.append(shape)
+                self._trace_shapes[key] = shape
+            self.total_tasks += 1
+            yield self._start + task["time"], Pending(task["id"], shape, task["duration"])
+
+    def _pull_stream(self) -> None:
+        """Keep exactly one trace arrival waiting in the heap (the trace is read lazily)."""
+        if self._stream is None:
+            return
+        item = next(self._stream, None)
+        if item is None:
+            self._stream = None
+            return
+        t, p = item
+        heapq.heappush(self._arrivals, (t, self._next_seq(), p))
+
+    def _submit_due(self) -> None:
+        now = self.now()
+        arrivals = self._arrivals
+        added = False
+        while arrivals and arrivals[0][0] <= now + 1e-9:
+            _, _, p = heapq.heappop(arrivals)
+            self._enqueue(p, now)
+            added = True
+            if self._stream is not None:
+                self._pull_stream()
+        if arrivals:
+            self.set_timer("arrive", max(0.0, arrivals[0][0] - now))
+        if added:
+            if self.offers:
+                # Launch into the offers held for this, after a short batching window.
+                if not self.timer_pending("schedule"):
+                    self.set_timer("schedule", self.batch_seconds)
+            else:
+                self._revive()
+
+    def timer_arrive(self) -> None:
+        self._submit_due()
+
+    def timer_schedule(self) -> None:
+        self._schedule()
+        self._release()
+
+    def timer_hold(self) -> None:
+        self._release()
+
+    def _enqueue(self, p: Pending, now: float) -> None:
+        self.attempts[p.task_id] = p
+        self.tracker.submit(p.task_id, now)
+        self.queues.setdefault(p.shape.key, deque()).append(p)
+
+    def timer_stop_services(self) -> None:
+        self.stop_services_at = None
+        for tid in sorted(self.services):
+            self.kill(tid, self.services[tid])
+        for q in self.queues.values():
+            for p in list(q):
+                if p.shape.service:
+                    q.remove(p)
+                    self.tracker.update(p.task_id, TS.TASK_KILLED, self.now())
+        self._check_done()
 
     # ------------------------------------------------------------------ scheduling
 
@@ -203,18 +393,60 @@ class BatchFramework(Framework):
         return sum(len(q) for q in self.queues.values())
 
     def subscribed(self, framework_id: str) -> None:
+        self._suppressing = False
         if not self.pending_count():
             self._suppress()
 
     def resource_offers(self, offers: list[M.Offer]) -> None:
-        for offer in offers:
+        # Offers are kept (self.offers) while work is on its way: launching into a held
+        # offer needs no REVIVE, and a REVIVE clears filters, bringing back every offer
+        # just declined (Aurora and Marathon hold offers for the same reason).
+        self._received = self.now()
+        self._schedule()
+        self._release()
+
+    def _more_soon(self) -> bool:
+        """Work pending, or arriving within the hold window."""
+        if self.pending_count():
+            return True
+        return bool(self._arrivals) and self._arrivals[0][0] <= self.now() + self.hold_seconds
+
+    def _schedule(self) -> None:
+        """Launch what is pending into the held offers, oldest offer first."""
+        if not self.pending_count():
+            return
+        more = bool(self._arrivals) or self._stream is not None
+        unusable = []
+        for offer_id in list(self.offers):
+            offer = self.offers[offer_id]
             tasks = self._fill(offer)
             if tasks:
-                self.launch(offer, tasks, self.refuse_seconds)
-            else:
-                self.decline([offer.offer_id], self.refuse_seconds)
-        if not self.pending_count():
+                # What is left of the offer comes back next cycle; while more work is on
+                # its way, without a filter, so that it can be held again.
+                self.launch(offer, tasks, 0.0 if more else self.refuse_seconds)
+            elif self.pending_count():
+                unusable.append(offer_id)
+            if not self.pending_count():
+                break
+        if unusable:
+            # Too small for anything waiting: holding it would only keep it from others.
+            self.decline(unusable, self.refuse_seconds)
+
+    def _release(self) -> None:
+        """Decline held offers that no work needs soon; suppress when nothing more comes."""
+        if self._more_soon():
+            if self.offers and not self.pending_count() and self._arrivals:
+                # Look again when the next task arrives, or when the hold runs out.
+                self.set_timer("hold", min(self.hold_seconds, max(0.0, self._arrivals[0][0] - self.now())))
+            elif self.pending_count() and not self.offers:
+                self._revive()
+            return
+        if self.offers:
+            self.decline(list(self.offers), self.refuse_seconds)
+        if not self._arrivals and self._stream is None:
             self._suppress()
+        elif self._arrivals and not self.timer_pending("arrive"):
+            self.set_timer("arrive", max(0.0, self._arrivals[0][0] - self.now()))
 
     def _fill(self, offer: M.Offer) -> list[M.TaskInfo]:
         left = offer.resources
@@ -229,12 +461,15 @@ class BatchFramework(Framework):
                 p = q.popleft()
                 left = left - need
                 out.append(self._task_info(p, offer, need))
+                if p.shape.service:
+                    self.services[p.task_id] = offer.agent_id
         return out
 
     def _task_info(self, p: Pending, offer: M.Offer, res: Resources) -> M.TaskInfo:
         shape = p.shape
         return make_task(p.task_id, offer.agent_id, res, command=shape.command, duration=p.duration,
-                         exit_code=shape.exit_code, labels=shape.labels, time_scale=self.time_scale)
+                         exit_code=shape.exit_code, labels=shape.labels, time_scale=self.time_scale,
+                         service=shape.service)
 
     def _suppress(self) -> None:
         if not self._suppressing and self.connected:
@@ -246,9 +481,14 @@ class BatchFramework(Framework):
             self._suppressing = False
             self.revive()
 
+    def offer_rescinded(self, offer_id: str) -> None:
+        if self.pending_count() and not self.offers:
+            self._revive()
+
     def status_update(self, status: M.TaskStatus) -> None:
         if not status.state.terminal:
             return
+        self.services.pop(status.task_id, None)
         if self.keep_results:
             self.results[status.task_id] = {
                 "state": str(status.state), "reason": str(status.reason) if status.reason else None,
@@ -257,24 +497,31 @@ class BatchFramework(Framework):
         p = self.attempts.get(status.task_id)
         if status.state in RETRY_STATES and p is not None and p.attempt < self.max_retries:
             retry = Pending(f"{p.task_id.split('~')[0]}~{p.attempt + 1}", p.shape, p.duration, p.attempt + 1)
-            self.attempts[retry.task_id] = retry
-            self.tracker.submit(retry.task_id, self.now())
-            self.queues.setdefault(p.shape.key, deque()).append(retry)
-            self._revive()
+            self._enqueue(retry, self.now())
+            if self.offers:
+                self._schedule()
+            else:
+                self._revive()
             return
+        self._check_done()
+
+    def _check_done(self) -> None:
         if self.is_done() and self.done_at is None:
             self.done_at = self.now()
+            self._release()
             if self.teardown_when_done:
                 self.teardown()
 
     def is_done(self) -> bool:
         if not self.configured:
             return False
-        return self.tracker.outstanding == 0 and not self.pending_count()
+        return (self.tracker.outstanding == 0 and not self.pending_count() and not self._arrivals
+                and self._stream is None)
 
     def summary(self) -> dict[str, Any]:
         out = super().summary()
         out["pending_in_queue"] = self.pending_count()
+        out["arrivals_to_come"] = len(self._arrivals)
         return out
 
     def query(self, what: str, args: dict[str, Any]) -> Any:

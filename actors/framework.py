@@ -58,8 +58,7 @@ class TaskTracker:
 
     def __init__(self) -> None:
         self.submitted_at: dict[str, float] = {}
-        self.launched: set[str] = set()
-        self.state: dict[str, TaskState] = {}
+        self.state: dict[str, TaskState] = {}     # every task launched (or heard of)
         self.running_at: dict[str, float] = {}
         self.terminal = 0
         self.counts: dict[str, int] = dict.fromkeys(
@@ -70,7 +69,6 @@ class TaskTracker:
 
     def launch(self, task_id: str, now: float) -> None:
         self.submitted_at.setdefault(task_id, now)
-        self.launched.add(task_id)
         self.state.setdefault(task_id, TS.TASK_STAGING)
 
     def update(self, task_id: str, state: TaskState, now: float) -> bool:
@@ -92,11 +90,17 @@ class TaskTracker:
     def outstanding(self) -> int:
         return len(self.submitted_at) - self.terminal
 
-    def summary(self) -> dict[str, Any]:
+    def counts_now(self) -> tuple[int, int, int]:
+        """(submitted, running, pending) in constant time: launched and not terminal
+        counts as running; submitted and not launched as pending."""
         submitted = len(self.submitted_at)
-        pending = sum(1 for t in self.submitted_at if t not in self.launched and t not in self.state)
+        known = len(self.state)
+        return submitted, known - self.terminal, submitted - known
+
+    def summary(self) -> dict[str, Any]:
+        submitted, running, pending = self.counts_now()
         out: dict[str, Any] = {"tasks_submitted": submitted, **self.counts}
-        out["tasks_running"] = submitted - self.terminal - pending
+        out["tasks_running"] = running
         out["tasks_pending"] = pending
         lat = sorted(self.running_at[t] - self.submitted_at[t] for t in self.running_at)
         out["scheduling_latency"] = {

@@ -143,8 +143,8 @@ def _remove_tree(path: str) -> None:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    from sim import api
     from sim import scenario as S
-    from sim.runner import run
 
     try:
         path = S.find(args.scenario)
@@ -156,11 +156,26 @@ def cmd_sim(args: argparse.Namespace) -> int:
         if d not in sys.path:
             sys.path.insert(0, d)
     out = args.out or os.path.join("results", sc.name)
-    seed = args.seed if args.seed is not None else sc.seed
-    _say(f"impresario sim: {sc.name} ({path}): {sc.agents} agents, {len(sc.frameworks)} frameworks, "
-         f"{sc.tasks} tasks, seed {seed}")
     try:
-        result = run(sc, seed=seed, out_dir=out)
+        params = api.parse_sweep(args.sweep or [])
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if args.seed is not None:
+        params.setdefault("seed", [args.seed])
+    params = {**sc.sweep, **params} if (sc.sweep or params) else {}
+    if params and any(len(v) > 1 for v in params.values()):
+        return _sweep(path, sc, params, out)
+    overrides = {k: v[0] for k, v in params.items()}
+    if overrides:
+        try:
+            sc = api.load(path, overrides)
+        except S.ScenarioError as e:
+            raise UsageError(str(e)) from None
+    _say(f"impresario sim: {sc.name} ({path}): {sc.agents} agents, {len(sc.frameworks)} frameworks, "
+         f"{sc.tasks} tasks, seed {sc.seed}")
+    progress = not args.quiet and (args.progress or sys.stderr.isatty())
+    try:
+        result = api.run(sc, out=out, progress=progress, plots=not args.no_plots)
     except ValueError as e:
         raise UsageError(str(e)) from None
     s = result.summary
@@ -168,7 +183,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
          f"{s['tasks_error']} error, {s['tasks_lost']} lost, {s['tasks_running']} running, "
          f"{s['tasks_pending']} pending (of {s['tasks_submitted']})")
     _say(f"  {s['virtual_seconds']:.1f} virtual s in {s['wall_seconds']:.1f} wall s; "
-         f"{s['messages']} messages; digest {s['digest'][:16]}")
+         f"{s['messages']} messages, {s['events_per_second'] or 0:,} events/s; digest {s['digest'][:16]}")
     lat = s["scheduling_latency"]
     if lat["count"]:
         _say(f"  scheduling latency p50 {lat['p50']:.3f} s, p90 {lat['p90']:.3f} s, p99 {lat['p99']:.3f} s")
@@ -176,8 +191,51 @@ def cmd_sim(args: argparse.Namespace) -> int:
         m = r["mean_allocated"]
         _say(f"  role {role} (weight {r['weight']:g}): mean share {r['mean_share']:.3f}; mean allocated "
              f"{m['cpus']:.1f} cpus, {m['mem'] / 1024:.1f} GiB mem")
-    _say(f"  summary written to {result.summary_path}")
+    if s["faults"]:
+        _say(f"  {len(s['faults'])} fault actions; {s['messages_lost']} messages lost in the network")
+    _say(f"  results in {out}: {', '.join(sorted(os.path.basename(f) for f in result.files.values()))}")
     return EXIT_OK
+
+
+def _sweep(path: str, sc: Any, params: dict[str, list[Any]], out: str) -> int:
+    from sim import api
+    from sim import scenario as S
+
+    n = 1
+    for v in params.values():
+        n *= len(v)
+    _say(f"impresario sim: sweeping {sc.name} over {', '.join(params)}: {n} runs, "
+         f"{min(n, os.cpu_count() or 1)} at a time")
+    try:
+        rows = api.sweep(path, params, out)
+    except S.ScenarioError as e:
+        raise UsageError(str(e)) from None
+    cols = ["run", "tasks_finished", "virtual_seconds", "wall_seconds", "latency_p50", "latency_p99",
+            "messages", "digest"]
+    cols += sorted({k for r in rows for k in r if k.startswith(("latency_p50[", "mean_share["))})
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "sweep.json"), "w") as fh:
+        json.dump(rows, fh, indent=2)
+    import csv
+    with open(os.path.join(out, "sweep.csv"), "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=sorted({k for r in rows for k in r}), restval="")
+        w.writeheader()
+        w.writerows(rows)
+    table = [[_cell(r.get(c)) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in table)) for i, c in enumerate(cols)]
+    _say("  " + "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for row in table:
+        _say("  " + "  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)))
+    _say(f"  results in {out}: sweep.csv, sweep.json, and one folder per run")
+    return EXIT_OK
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
 
 
 # --------------------------------------------------------------------------- a real cluster
@@ -525,6 +583,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("scenario")
     q.add_argument("--out", help="output folder")
     q.add_argument("--seed", type=int, help="override the scenario's seed")
+    q.add_argument("--sweep", action="append", metavar="KEY=VALUES",
+                   help="run once per value, in parallel: seed=1..10, allocator=drf,random, "
+                        "cluster.agents=100,1000 (repeatable: every combination)")
+    q.add_argument("--progress", action="store_true", help="show progress even when stderr is not a terminal")
+    q.add_argument("--quiet", action="store_true", help="no progress display")
+    q.add_argument("--no-plots", action="store_true", help="write no PNG plots (they need matplotlib)")
     q.set_defaults(func=cmd_sim)
 
     q = sub.add_parser("master", help="run a master (and its allocator) for a real cluster")

@@ -2,28 +2,41 @@
 
 Each actor gets a stand-in for its Thespian system reference (``_myRef``):
 
-* ``actor_send`` schedules delivery after a latency drawn from the network
+* ``actor_send`` schedules delivery after a delay drawn from the network
   model; delivery is a callback on the SimPy heap, not a process per actor
   (about 15x cheaper, see ``../shared/reference/SIMULATION.md``);
-* ``wakeupAfter`` is a SimPy timeout delivering a ``WakeupMessage``;
-* ``createActor`` instantiates the class at once and returns its address;
+* ``wakeupAfter`` schedules a ``WakeupMessage``;
+* ``createActor`` instantiates the class at once and returns its address
+  (a child shares its parent's host in the network);
 * the clock port reads ``env.now``.
 
 Messages between kernel actors are the codec's bytes, exactly as on a real
 host.  Every delivered message goes into a SHA-256 digest (virtual time,
 sender, receiver, bytes), so the same scenario and seed give the same digest.
 
+**Service time.**  With ``service="zero"`` (the default) a handler takes no
+virtual time.  With ``fixed(T)`` every handled message occupies its actor for
+T virtual seconds; with ``measured`` for the real CPU time the handler took.
+An actor then serves one message at a time from its own queue, what it sends
+leaves when its handler ends, and queues build where the real code is slow:
+that is how a replay tells how the kernel itself scales.  (Digests are exact
+for ``zero`` and ``fixed``; ``measured`` runs agree in their figures.)
+
 Thespian semantics reproduced: ``WakeupMessage`` to self with its payload;
 ``ActorExitRequest`` is delivered, then the actor and its children are gone
 and the parent gets ``ChildActorExited``; messages to a gone actor are dead
-letters (counted).  Unlike Thespian, an exception in a handler is not retried:
+letters (counted).  A *crash* (a fault) removes an actor and its children
+without a word.  Unlike Thespian, an exception in a handler is not retried:
 it stops the simulation, because in the kernel an exception is a bug.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import struct
+import time
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from heapq import heappush
@@ -36,20 +49,13 @@ from thespian.actors import ActorAddress, ActorExitRequest, ChildActorExited, Wa
 from actors.base import Addresses, load_object
 from actors.codec import decode, encode, peek_tag
 
+from .network import ConstantNetwork, Network
+
 _pack_time = struct.Struct("<d").pack
 
 
-class LatencyModel:
-    """Network delay between two actors.  The spine's model is a constant per hop;
-    messages between one pair of actors stay in order whatever the model."""
-
-    constant = True
-
-    def __init__(self, seconds: float = 0.0005) -> None:
-        self.seconds = seconds
-
-    def delay(self, src: str, dst: str) -> float:
-        return self.seconds
+class LatencyModel(ConstantNetwork):
+    """A constant delay per message (kept for callers that name it so)."""
 
 
 class _Event:
@@ -69,21 +75,11 @@ class _Event:
 class SimRef:
     """The stand-in for Thespian's per-actor system reference."""
 
-    __slots__ = (
-        "_child_seq",
-        "address",
-        "alive",
-        "bkey",
-        "children",
-        "globalName",
-        "host",
-        "instance",
-        "name",
-        "parent",
-    )
+    __slots__ = ("address", "alive", "bkey", "busy", "children", "globalName", "host", "instance", "name",
+                 "node", "parent", "queue", "_child_seq")
 
     def __init__(self, host: SimHost, name: str, instance: Any, parent: SimRef | None,
-                 global_name: str | None) -> None:
+                 global_name: str | None, node: int) -> None:
         self.host = host
         self.name = name
         self.address = ActorAddress(name)
@@ -93,6 +89,9 @@ class SimRef:
         self.children: list[SimRef] = []
         self.alive = True
         self.bkey = name.encode() + b"\x00"
+        self.node = node
+        self.busy = False
+        self.queue: deque[tuple[Any, SimRef]] | None = None
         self._child_seq = 0
 
     # -- the calls Thespian's Actor makes on _myRef
@@ -146,30 +145,53 @@ class Inbox:
         return out
 
 
+_FIXED_RE = re.compile(r"^\s*fixed\s*\(\s*([^)]+)\)\s*$")
+
+
+def parse_service_time(text: str) -> tuple[str, float]:
+    """``zero`` | ``fixed(2ms)`` | ``measured`` -> (kind, seconds)."""
+    from actors.units import parse_duration
+
+    text = str(text).strip()
+    if text in ("zero", "measured"):
+        return text, 0.0
+    m = _FIXED_RE.match(text)
+    if m:
+        return "fixed", parse_duration(m.group(1).strip())
+    raise ValueError(f"service_time must be zero, fixed(DURATION) or measured, got {text!r}")
+
+
 class SimHost:
     """A SimPy environment hosting kernel actors."""
 
-    def __init__(self, latency: LatencyModel | None = None) -> None:
+    def __init__(self, network: Network | None = None, service_time: str = "zero") -> None:
         self.env = simpy.Environment()
-        self.latency = latency or LatencyModel()
+        self.network = network or ConstantNetwork()
+        self.service, self.service_fixed = parse_service_time(service_time)
         self.refs: dict[str, SimRef] = {}
         self.global_names: dict[str, ActorAddress] = {}
         self.messages = 0
         self.messages_by_tag: dict[int | None, int] = {}
         self.dead_letters = 0
+        self.lost = 0                 # dropped by the network (cuts, loss)
+        self.busy_seconds: dict[str, float] = {}
+        self.peak_queue: dict[str, int] = {}
         self.digest = hashlib.sha256()
         self._last_delivery: dict[tuple[str, str], float] = {}
         self._seq = 0
         self._stopped = False
+        self._outbox: list[tuple[str, Any, Any, Any]] | None = None  # sends of the handler running
         self.inbox = Inbox()
-        self.inbox_ref = self._register("harness", self.inbox, None, None)
+        self.inbox_ref = self._register("harness", self.inbox, None, None, 0)
+        self.events = 0
 
     # ------------------------------------------------------------------ actors
 
-    def _register(self, name: str, instance: Any, parent: SimRef | None, gname: str | None) -> SimRef:
+    def _register(self, name: str, instance: Any, parent: SimRef | None, gname: str | None,
+                  node: int) -> SimRef:
         if name in self.refs:
             raise ValueError(f"an actor named {name!r} exists already")
-        ref = SimRef(self, name, instance, parent, gname)
+        ref = SimRef(self, name, instance, parent, gname, node)
         self.refs[name] = ref
         instance._myRef = ref
         if parent is not None:
@@ -177,8 +199,9 @@ class SimHost:
         return ref
 
     def spawn(self, actor_class: Any, name: str | None = None, parent: SimRef | None = None,
-              global_name: str | None = None) -> ActorAddress:
-        """Create an actor now and return its address (``name`` defaults to a derived one)."""
+              global_name: str | None = None, kind: str = "control", node: int | None = None) -> ActorAddress:
+        """Create an actor now and return its address (``name`` defaults to a derived one).
+        A top-level actor gets a host of ``kind`` in the network; a child shares its parent's."""
         if global_name and global_name in self.global_names:
             return self.global_names[global_name]
         cls = load_object(actor_class) if isinstance(actor_class, str) else actor_class
@@ -189,7 +212,9 @@ class SimHost:
             else:
                 parent._child_seq += 1
                 name = f"{parent.name}/{parent._child_seq}"
-        ref = self._register(name, cls(), parent, global_name)
+        if node is None:
+            node = parent.node if parent is not None else self.network.place(name, kind)
+        ref = self._register(name, cls(), parent, global_name, node)
         if global_name:
             self.global_names[global_name] = ref.address
         return ref.address
@@ -201,16 +226,31 @@ class SimHost:
     def actor(self, addr: ActorAddress | str) -> Any:
         return self.ref(addr).instance
 
+    def crash(self, addr: ActorAddress | str) -> None:
+        """A fault: the actor and its children vanish, without a word to anyone."""
+        ref = self.refs.get(addr if isinstance(addr, str) else addr.addressDetails)
+        if ref is not None and ref.alive:
+            self._remove(ref, notify=False)
+
     # ------------------------------------------------------------------ messages
 
-    def send(self, src: SimRef, target: ActorAddress, msg: Any) -> None:
+    def send(self, src: SimRef, target: ActorAddress, msg: Any, extra: float = 0.0) -> None:
+        if self._outbox is not None and src is not self.inbox_ref:
+            self._outbox.append(("send", src, target, msg))  # leaves when the handler ends
+            return
         ref = self.refs.get(target.addressDetails)
         if ref is None or not ref.alive:
             self.dead_letters += 1
             return
-        delay = self.latency.delay(src.name, ref.name)
+        net = self.network
+        delay = net.delay(src.node, ref.node)
+        if delay is None:
+            self.lost += 1
+            return
         env = self.env
-        if not self.latency.constant:
+        delay += extra
+        if not net.constant:
+            # Messages between two actors stay in order, whatever the delays drawn.
             key = (src.name, ref.name)
             at = env._now + delay
             last = self._last_delivery.get(key, 0.0)
@@ -223,10 +263,14 @@ class SimHost:
         heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Event(self._deliver, ref, src, msg)))
 
     def tell_at(self, at: float, target: ActorAddress, msg: Any) -> None:
-        """Send ``msg`` from the harness at virtual time ``at`` (an operator call, a fault)."""
+        """Send ``msg`` from the harness at virtual time ``at`` (an operator call)."""
         data = encode(msg) if type(msg) is not bytes else msg
-        self._schedule(_Event(lambda ev: self.send(self.inbox_ref, target, data), self.inbox_ref,
-                              self.inbox_ref, None), max(0.0, at - self.env._now))
+        self.call_at(at, lambda: self.send(self.inbox_ref, target, data))
+
+    def call_at(self, at: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` (harness code: faults, samples) at virtual time ``at``."""
+        self._schedule(_Event(lambda ev: fn(), self.inbox_ref, self.inbox_ref, None),
+                       max(0.0, at - self.env._now))
 
     def _schedule(self, ev: _Event, delay: float) -> None:
         env = self.env
@@ -248,6 +292,9 @@ class SimHost:
             return
         msg = ev.msg
         sender: SimRef = ev.sender
+        if self.service != "zero":
+            self._arrive(ref, msg, sender)
+            return
         if type(msg) is bytes:
             self.messages += 1
             by_tag = self.messages_by_tag
@@ -261,28 +308,88 @@ class SimHost:
         if isinstance(msg, ActorExitRequest):
             self._exit(ref)
 
+    # -- with a service time: one message at a time, from the actor's own queue
+
+    def _arrive(self, ref: SimRef, msg: Any, sender: SimRef) -> None:
+        if ref.busy:
+            q = ref.queue
+            if q is None:
+                q = ref.queue = deque()
+            q.append((msg, sender))
+            if len(q) > self.peak_queue.get(ref.name, 0):
+                self.peak_queue[ref.name] = len(q)
+            return
+        self._serve(ref, msg, sender)
+
+    def _serve(self, ref: SimRef, msg: Any, sender: SimRef) -> None:
+        if type(msg) is bytes:
+            self.messages += 1
+            tag = peek_tag(msg)
+            self.messages_by_tag[tag] = self.messages_by_tag.get(tag, 0) + 1
+            self.digest.update(_pack_time(self.env._now) + sender.bkey + ref.bkey + msg)
+        outbox: list[tuple[str, Any, Any, Any]] = []
+        self._outbox = outbox
+        t0 = time.thread_time() if self.service == "measured" else 0.0
+        try:
+            ref.instance.receiveMessage(msg, sender.address)
+        finally:
+            self._outbox = None
+        cost = time.thread_time() - t0 if self.service == "measured" else self.service_fixed
+        if ref is self.inbox_ref:
+            cost = 0.0
+        self.busy_seconds[ref.name] = self.busy_seconds.get(ref.name, 0.0) + cost
+        for what, a, b, c in outbox:
+            if what == "send":
+                self.send(a, b, c, extra=cost)
+            else:
+                self._schedule(_Event(self._deliver, a, a, c), b + cost)
+        if isinstance(msg, ActorExitRequest):
+            self._exit(ref)
+            return
+        ref.busy = True
+        self._schedule(_Event(self._done, ref, ref, None), cost)
+
+    def _done(self, ev: _Event) -> None:
+        ref = ev.target
+        ref.busy = False
+        if not ref.alive:
+            return
+        q = ref.queue
+        if q:
+            msg, sender = q.popleft()
+            self._serve(ref, msg, sender)
+
+    # ------------------------------------------------------------------ timers and exits
+
     def wakeup(self, ref: SimRef, period: float | timedelta, payload: Any) -> None:
         seconds = period.total_seconds() if isinstance(period, timedelta) else float(period)
-        self._schedule(_Event(self._deliver_wakeup, ref, ref, WakeupMessage(period, payload)), max(0.0, seconds))
-
-    def _deliver_wakeup(self, ev: _Event) -> None:
-        ref = ev.target
-        if ref.alive:
-            ref.instance.receiveMessage(ev.msg, ref.address)
+        msg = WakeupMessage(period, payload)
+        if self._outbox is not None:
+            self._outbox.append(("wakeup", ref, max(0.0, seconds), msg))
+            return
+        self._schedule(_Event(self._deliver, ref, ref, msg), max(0.0, seconds))
 
     def _exit(self, ref: SimRef) -> None:
         for child in list(ref.children):
             if child.alive:
                 child.instance.receiveMessage(ActorExitRequest(), ref.address)
                 self._exit(child)
+        self._remove(ref, notify=True)
+
+    def _remove(self, ref: SimRef, notify: bool) -> None:
+        for child in list(ref.children):
+            if child.alive:
+                self._remove(child, notify=False)
         ref.alive = False
-        del self.refs[ref.name]
+        if self.refs.get(ref.name) is ref:
+            del self.refs[ref.name]
         if ref.globalName:
             self.global_names.pop(ref.globalName, None)
         parent = ref.parent
         if parent is not None:
-            parent.children.remove(ref)
-            if parent.alive:
+            if ref in parent.children:
+                parent.children.remove(ref)
+            if notify and parent.alive:
                 self._schedule(_Event(self._deliver, parent, ref, ChildActorExited(ref.address)), 0.0)
 
     # ------------------------------------------------------------------ running
@@ -295,24 +402,36 @@ class SimHost:
         self._stopped = True
 
     def run(self, until: float | None = None, stop_when: Callable[[], bool] | None = None,
-            check_every: int = 1) -> None:
+            check_every: int = 1, progress: Callable[[], None] | None = None,
+            progress_every: int = 200_000) -> None:
         """Step the simulation until ``until`` (virtual seconds), no events are left,
-        or ``stop_when()`` is true (checked every ``check_every`` events)."""
+        or ``stop_when()`` is true (checked every ``check_every`` events); call
+        ``progress()`` every ``progress_every`` events."""
         env = self.env
         step = env.step
         queue = env._queue
         n = 0
-        while queue and not self._stopped:
-            if until is not None and queue[0][0] > until:
-                env._now = until
-                break
-            step()
-            if stop_when is not None:
-                n += 1
-                if n >= check_every:
-                    n = 0
-                    if stop_when():
-                        break
+        p = 0
+        try:
+            while queue and not self._stopped:
+                if until is not None and queue[0][0] > until:
+                    env._now = until
+                    break
+                step()
+                p += 1
+                if stop_when is not None:
+                    n += 1
+                    if n >= check_every:
+                        n = 0
+                        if stop_when():
+                            break
+                if p >= progress_every:
+                    self.events += p
+                    p = 0
+                    if progress is not None:
+                        progress()
+        finally:
+            self.events += p
 
     def run_until_reply(self, kind: type, timeout: float = 60.0,
                         match: Callable[[Any], bool] | None = None) -> Any:

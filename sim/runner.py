@@ -1,25 +1,34 @@
 """Run a scenario in the SimPy host and write its results.
 
 The same actor classes as on a real host (master, allocator, agents,
-executors, frameworks) are created in a :class:`~sim.host.SimHost`; the run
-ends at ``[sim].until`` or as soon as every framework is done, and
-``summary.json`` is written to the output folder.
+executors, frameworks) are created in a :class:`~sim.host.SimHost`, placed in
+the scenario's network; faults and operator calls are injected at their
+virtual times; the state is sampled every ``[sim].sample_every``.  The run
+ends at ``[sim].until`` or as soon as every framework is done.  The output
+folder gets ``summary.json``, ``timeseries.csv`` and, where matplotlib is
+installed, PNG plots.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
 import os
+import sys
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
 
 from actors import messages as M
 from actors.codec import message_types
 from actors.framework import Framework, percentile
 from actors.resources import SCALAR_NAMES, from_millis
 
-from .host import BASE_PORTS, LatencyModel, SimHost
+from .faults import Fault, FaultLog, select
+from .host import BASE_PORTS, SimHost
+from .network import TopologyNetwork, from_settings
 from .scenario import Scenario
 
 SIM_EXECUTOR_PORTS = [["containerizer", "sim.containerizer:SimContainerizer"]]
@@ -29,15 +38,19 @@ TASK_COUNTS = ("tasks_submitted", "tasks_finished", "tasks_failed", "tasks_kille
 
 @dataclass
 class Result:
+    """What a run leaves: its summary, its samples, and the files written."""
+
     scenario: Scenario
     seed: int
     summary: dict[str, Any]
     host: SimHost
     out_dir: str | None = None
+    timeseries: list[dict[str, Any]] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
 
     @property
     def summary_path(self) -> str | None:
-        return os.path.join(self.out_dir, "summary.json") if self.out_dir else None
+        return self.files.get("summary")
 
 
 class SimCluster:
@@ -46,33 +59,34 @@ class SimCluster:
     def __init__(self, scenario: Scenario, seed: int | None = None) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
-        self.host = host = SimHost(LatencyModel(scenario.latency))
-        weights = {r.name: r.weight for r in scenario.roles}
-        self.master = host.spawn("actors.master.Master", name="master")
-        self.allocator = host.spawn("actors.allocator.Allocator", name="allocator")
-        self._configure(self.allocator, "allocator", "allocator", {
-            "master": "master", "seed": self.seed, "weights": weights,
-            "allocation_interval": scenario.allocation_interval, "policy": scenario.allocator})
-        quotas = {r.name: r.quota.to_dict() for r in scenario.roles if r.quota is not None}
-        self._configure(self.master, "master", "master", {
-            "master_id": "sim", "allocator": "allocator", "weights": weights, "quotas": quotas,
-            "seed": self.seed})
+        network = from_settings(scenario.network, scenario.latency, self.seed)
+        self.host = host = SimHost(network, scenario.service_time)
+        self.faults = FaultLog()
+        self.masters = 0
+        self.retired: dict[str, int] = {}   # counters of masters that failed over
+        self.master_node = network.place("master", "control")
+        self.master, self.allocator = self._start_master()
+        self.agent_names: list[str] = []
+        self.agent_settings: dict[str, dict[str, Any]] = {}
+        self.agent_nodes: dict[str, int] = {}
         n = 0
         for group in scenario.groups:
             text = str(group.resources)
             for _ in range(group.count):
                 name = f"agent-{n}"
-                addr = host.spawn("actors.agent.Agent", name=name)
-                self._configure(addr, "agent", name, {
+                self.agent_settings[name] = {
                     "master": "master", "resources": text, "attributes": group.attributes,
-                    "hostname": name, "executor_ports": SIM_EXECUTOR_PORTS, "seed": self.seed})
+                    "hostname": name, "executor_ports": SIM_EXECUTOR_PORTS, "seed": self.seed}
+                self.agent_nodes[name] = network.place(name, "agent")
+                self._start_agent(name)
+                self.agent_names.append(name)
                 n += 1
         self.frameworks: list[tuple[str, Any]] = []
         for fw in scenario.frameworks:
-            addr = host.spawn(fw.class_path, name=f"framework/{fw.name}")
+            addr = host.spawn(fw.class_path, name=f"framework/{fw.name}", kind="framework")
             self._configure(addr, "framework", fw.name, {
                 **fw.settings, "master": "master", "name": fw.name, "roles": fw.roles,
-                "capabilities": fw.capabilities, "seed": self.seed})
+                "capabilities": fw.capabilities, "seed": self.seed}, tuple(fw.ports))
             self.frameworks.append((fw.name, addr))
         self._check_configured()
         for call in scenario.operator:
@@ -82,16 +96,111 @@ class SimCluster:
                 assert call.quota is not None and call.quota_role is not None
                 msg = M.UpdateQuota(call.quota_role, *call.quota.to_wire())
             host.tell_at(call.at, self.master, msg)
+        for fault in scenario.faults:
+            host.call_at(fault.at, self._injector(fault))
 
-    def _configure(self, addr: Any, component: str, name: str, settings: dict[str, Any]) -> None:
-        self.host.tell(addr, M.Configure(component, name, settings, BASE_PORTS))
+    # ------------------------------------------------------------------ building
+
+    def _start_master(self) -> tuple[Any, Any]:
+        sc = self.scenario
+        self.masters += 1
+        host = self.host
+        weights = {r.name: r.weight for r in sc.roles}
+        master = host.spawn("actors.master.Master", name="master", node=self.master_node)
+        allocator = host.spawn("actors.allocator.Allocator", name="allocator", node=self.master_node)
+        self._configure(allocator, "allocator", "allocator", {
+            "master": "master", "seed": self.seed, "weights": weights,
+            "allocation_interval": sc.allocation_interval, "policy": sc.allocator})
+        quotas = {r.name: r.quota.to_dict() for r in sc.roles if r.quota is not None}
+        self._configure(master, "master", "master", {
+            "master_id": "sim" if self.masters == 1 else f"sim{self.masters}", "allocator": "allocator",
+            "weights": weights, "quotas": quotas, "seed": self.seed})
+        return master, allocator
+
+    def _start_agent(self, name: str) -> None:
+        addr = self.host.spawn("actors.agent.Agent", name=name, node=self.agent_nodes[name])
+        self._configure(addr, "agent", name, self.agent_settings[name])
+
+    def _configure(self, addr: Any, component: str, name: str, settings: dict[str, Any],
+                   extra_ports: tuple[tuple[str, str], ...] = ()) -> None:
+        self.host.tell(addr, M.Configure(component, name, settings, BASE_PORTS + extra_ports))
 
     def _check_configured(self) -> None:
         # Deliver the Configure messages, then look at every answer.
-        self.host.run(until=self.host.now + 4 * self.scenario.latency + 1e-6)
+        self.host.run(until=self.host.now + 4 * self.scenario.latency + 0.01)
         errors = [f"{m.name}: {m.error}" for m in self.host.inbox.take(M.Configured) if m.error]
         if errors:
             raise ValueError("configuration refused: " + "; ".join(errors[:5]))
+
+    # ------------------------------------------------------------------ faults
+
+    def _injector(self, fault: Fault) -> Callable[[], None]:
+        return lambda: self.inject(fault)
+
+    def inject(self, fault: Fault, healing: bool = False) -> None:
+        host = self.host
+        net = host.network
+        now = host.now
+        racks = net.agent_racks() if isinstance(net, TopologyNetwork) else None
+        names, rack_ids = select(fault.targets, self.agent_names, len(racks) if racks is not None else None)
+        nodes: list[int] = [x for x in (self._node_of(n) for n in names) if x is not None]
+        if rack_ids and isinstance(net, TopologyNetwork) and racks is not None:
+            nodes += net.hosts_in_racks([racks[i] for i in rack_ids])
+        kind = fault.kind
+        note = ""
+        if kind == "agent_crash":
+            for n in names:
+                host.crash(n)
+            if fault.duration is not None and not healing:
+                host.call_at(now + fault.duration, lambda: self.inject(Fault(0, "agent_restart", fault.targets), True))
+        elif kind == "agent_restart":
+            for n in names:
+                host.crash(n)
+                self._start_agent(n)
+        elif kind == "master_failover":
+            old = host.refs.get("master")
+            if old is not None:
+                for k, v in old.instance.counters.items():
+                    self.retired[k] = self.retired.get(k, 0) + v
+            host.crash("master")
+            host.crash("allocator")
+            self.master, self.allocator = self._start_master()
+            note = f"master incarnation {self.masters}"
+        elif kind == "partition":
+            net.cut(nodes)
+            self._heal_later(fault, lambda: net.mend(nodes))
+        elif kind == "heal":
+            net.mend(nodes or None)
+            net.lossy(nodes or list(net.loss), 0.0)
+            net.slow(nodes or list(net.extra), 0.0)
+        elif kind == "message_loss":
+            net.lossy(nodes, fault.probability)
+            self._heal_later(fault, lambda: net.lossy(nodes, 0.0))
+        elif kind == "slow_link":
+            net.slow(nodes, fault.delay)
+            self._heal_later(fault, lambda: net.slow(nodes, 0.0))
+        self.faults.record(now, kind + (" (heal)" if healing and kind != "agent_restart" else ""),
+                           fault.targets, len(nodes) or len(names), note)
+
+    def _heal_later(self, fault: Fault, heal: Any) -> None:
+        if fault.duration is not None:
+            def done() -> None:
+                heal()
+                self.faults.record(self.host.now, f"{fault.kind} healed", fault.targets, 0)
+            self.host.call_at(self.host.now + fault.duration, done)
+
+    def _node_of(self, name: str) -> int | None:
+        if name in self.agent_nodes:
+            return self.agent_nodes[name]
+        if name in ("master", "allocator"):
+            return self.master_node
+        ref = self.host.refs.get(name) or self.host.refs.get(f"framework/{name.removeprefix('framework/')}")
+        return ref.node if ref is not None else None
+
+    # ------------------------------------------------------------------ running
+
+    def framework_actors(self) -> list[Framework]:
+        return [self.host.actor(addr) for _, addr in self.frameworks if addr.addressDetails in self.host.refs]
 
     def total(self) -> dict[str, float]:
         """The cluster's scalars, in user units (mem and disk in MiB)."""
@@ -101,35 +210,138 @@ class SimCluster:
                 out[k] = out.get(k, 0.0) + g.count * m / 1000
         return out
 
-    def framework_actors(self) -> list[Framework]:
-        return [self.host.actor(addr) for _, addr in self.frameworks]
+    def sample(self) -> dict[str, Any]:
+        host = self.host
+        row: dict[str, Any] = {"time": round(host.now, 6)}
+        submitted = running = pending = 0
+        for fw in self.framework_actors():
+            s, r, p = fw.tracker.counts_now()
+            submitted, running, pending = submitted + s, running + r, pending + p
+        row.update(tasks_submitted=submitted, tasks_running=running, tasks_pending=pending)
+        total = self.total()
+        master = host.refs.get("master")
+        allocated: dict[str, float] = {}
+        used: dict[str, float] = {}
+        per_role: dict[str, float] = {}
+        if master is not None and master.instance.configured:
+            ledger = master.instance.ledger
+            for role in ledger.roles():
+                a = ledger.get(role, "allocated")
+                u = ledger.get(role, "used")
+                for k, m in a.scalar_items():
+                    allocated[k] = allocated.get(k, 0.0) + m / 1000
+                for k, m in u.scalar_items():
+                    used[k] = used.get(k, 0.0) + m / 1000
+                per_role[role] = a.millis("cpus") / 1000
+        for k in SCALAR_NAMES:
+            if total.get(k):
+                row[f"util_{k}"] = round(allocated.get(k, 0.0) / total[k], 6)
+                row[f"used_{k}"] = round(used.get(k, 0.0) / total[k], 6)
+        for role in sorted({r.name for r in self.scenario.roles} | set(per_role)):
+            row[f"alloc_cpus[{role}]"] = per_role.get(role, 0.0)
+        row["messages"] = host.messages
+        return row
 
-    def run(self) -> float:
+    def run(self, samples: list[dict[str, Any]] | None = None, progress: TextIO | None = None) -> float:
         """Run to the end; returns the virtual time at which the run ended."""
         fws = self.framework_actors()
+        sc = self.scenario
+        host = self.host
 
         def all_done() -> bool:
             return all(f.is_done() for f in fws)
 
-        self.host.run(until=self.scenario.until, stop_when=all_done if fws else None)
+        if samples is not None:
+            def take() -> None:
+                samples.append(self.sample())
+                if host.now + sc.sample_every <= sc.until:
+                    host.call_at(host.now + sc.sample_every, take)
+            host.call_at(host.now, take)
+        t0 = time.perf_counter()
+
+        def show() -> None:
+            assert progress is not None
+            wall = time.perf_counter() - t0
+            r = self.sample()
+            progress.write(f"\r  {host.now / 60:7.1f} virtual min | {host.events / 1e6:6.2f} M events, "
+                           f"{host.events / max(wall, 1e-9) / 1e3:6.0f} k/s | {host.messages / 1e6:6.2f} M msgs | "
+                           f"running {r['tasks_running']}, pending {r['tasks_pending']}  ")
+            progress.flush()
+
+        host.run(until=sc.until, stop_when=all_done if fws else None,
+                 progress=show if progress is not None else None)
+        if progress is not None:
+            show()
+            progress.write("\n")
         if fws and all_done():
-            return max(f.done_at or 0.0 for f in fws)
-        return min(self.host.now, self.scenario.until)
+            end = max(f.done_at or 0.0 for f in fws)
+        else:
+            end = min(host.now, sc.until)
+        if samples is not None and (not samples or samples[-1]["time"] < end):
+            samples.append({**self.sample(), "time": round(end, 6)})
+        return end
 
 
-def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None) -> Result:
-    """Run ``scenario`` (with ``seed`` instead of the file's, if given); write summary.json."""
-    t0 = time.perf_counter()
-    cluster = SimCluster(scenario, seed)
-    end = cluster.run()
-    wall = time.perf_counter() - t0
-    summary = summarize(cluster, end, wall)
+def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None,
+        progress: TextIO | bool | None = None, plots: bool = True) -> Result:
+    """Run ``scenario`` (with ``seed`` instead of the file's, if given); write the results."""
+    if progress is True:
+        progress = sys.stderr
+    elif progress is False:
+        progress = None
+    # The actors' log goes to a file beside the results, not to the terminal.
+    logger = logging.getLogger("impresario")
+    handler: logging.Handler
     if out_dir:
         os.makedirs(out_dir, exist_ok=True)
-        with open(os.path.join(out_dir, "summary.json"), "w") as fh:
+        handler = logging.FileHandler(os.path.join(out_dir, "sim.log"), mode="w")
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler = logging.NullHandler()
+    saved = logger.propagate, logger.level
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        t0 = time.perf_counter()
+        cluster = SimCluster(scenario, seed)
+        samples: list[dict[str, Any]] = []
+        end = cluster.run(samples, progress)
+        wall = time.perf_counter() - t0
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        logger.propagate, _ = saved
+        logger.setLevel(saved[1])
+    summary = summarize(cluster, end, wall)
+    result = Result(scenario, cluster.seed, summary, cluster.host, out_dir, samples)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, "summary.json")
+        with open(path, "w") as fh:
             json.dump(summary, fh, indent=2)
             fh.write("\n")
-    return Result(scenario, cluster.seed, summary, cluster.host, out_dir)
+        result.files["summary"] = path
+        result.files["log"] = os.path.join(out_dir, "sim.log")
+        result.files["timeseries"] = write_timeseries(os.path.join(out_dir, "timeseries.csv"), samples)
+        if plots:
+            from .plots import plot
+            result.files.update(plot(samples, out_dir))
+    return result
+
+
+def write_timeseries(path: str, samples: list[dict[str, Any]]) -> str:
+    keys: list[str] = []
+    for row in samples:
+        for k in row:
+            if k not in keys:
+                keys.append(k)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, restval="")
+        w.writeheader()
+        for row in samples:
+            w.writerow(row)
+    return path
 
 
 def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
@@ -138,9 +350,10 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
     counts = dict.fromkeys(TASK_COUNTS, 0)
     latencies: list[float] = []
     per_framework = {}
-    for (name, _), fw in zip(cluster.frameworks, fws, strict=True):
+    for (name, _), fw in zip(cluster.frameworks, fws, strict=False):
         s = fw.summary()
-        per_framework[name] = {k: s[k] for k in TASK_COUNTS} | {"done_at": s["done_at"]}
+        per_framework[name] = {k: s[k] for k in TASK_COUNTS} | {"done_at": s["done_at"],
+                                                               "scheduling_latency": s["scheduling_latency"]}
         for k in TASK_COUNTS:
             counts[k] += s[k]
         tr = fw.tracker
@@ -148,7 +361,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
     latencies.sort()
     master = host.actor(cluster.master)
     names: dict[int | None, str] = {t: c.__name__ for t, c in message_types().items()}
-    return {
+    out = {
         "scenario": cluster.scenario.name,
         "host": "sim",
         "seed": cluster.seed,
@@ -158,14 +371,25 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "virtual_seconds": round(end, 6),
         "wall_seconds": round(wall, 3),
         "messages": host.messages,
-        "messages_by_type": {names.get(t, str(t)): n for t, n in sorted(host.messages_by_tag.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))},
+        "events": host.events,
+        "events_per_second": round(host.events / wall) if wall > 0 else None,
+        "messages_by_type": {names.get(t, str(t)): n for t, n in
+                             sorted(host.messages_by_tag.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))},
         "dead_letters": host.dead_letters,
+        "messages_lost": host.lost,
         "digest": host.hexdigest(),
+        "offers": master.counters["offers_sent"] + cluster.retired.get("offers_sent", 0),
+        "rescinds": master.counters["offers_rescinded"] + cluster.retired.get("offers_rescinded", 0),
+        "service_time": cluster.scenario.service_time,
+        "peak_master_queue": host.peak_queue.get("master", 0),
+        "master_busy_fraction": round(host.busy_seconds.get("master", 0.0) / end, 6) if end > 0 else 0.0,
         "roles": roles_view(master.ledger.view(end), master.weights,
                             {r: q.to_dict() for r, q in master.quotas.items()}, cluster.total()),
         "scheduling_latency": latency_view(latencies),
+        "faults": cluster.faults.entries,
         "per_framework": per_framework,
     }
+    return out
 
 
 def latency_view(latencies: list[float]) -> dict[str, Any]:

@@ -20,6 +20,11 @@ from actors.quota import Quota, QuotaError, amounts, validate
 from actors.resources import Resources, role_error
 from actors.units import UnitError, parse_duration, parse_size
 
+from .faults import Fault, FaultError, parse_fault
+from .host import parse_service_time
+from .network import from_settings
+from .traces import FORMATS
+
 
 class ScenarioError(ValueError):
     """A scenario that cannot be run, with the reason."""
@@ -56,6 +61,7 @@ class FrameworkSpec:
     class_path: str
     settings: dict[str, Any]
     capabilities: list[str] = field(default_factory=list)
+    ports: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -65,7 +71,12 @@ class Scenario:
     until: float = 7200.0
     latency: float = 0.0005
     allocation_interval: float = 1.0
-    allocator: str = "actors.allocator:DRFPolicy"
+    allocator: str = "drf"
+    service_time: str = "zero"
+    sample_every: float = 10.0
+    network: dict[str, Any] | None = None
+    faults: list[Fault] = field(default_factory=list)
+    sweep: dict[str, list[Any]] = field(default_factory=dict)
     groups: list[AgentGroup] = field(default_factory=list)
     roles: list[RoleSpec] = field(default_factory=list)
     frameworks: list[FrameworkSpec] = field(default_factory=list)
@@ -87,13 +98,17 @@ class Scenario:
 
 BATCH_CLASS = "actors.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
-SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator"}
+SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator", "service_time",
+            "sample_every"}
+NETWORK_KEYS = {"agents_per_rack", "host_link", "rack_link"}
 QUOTA_KEYS = {"guarantee", "limit"}
 OPERATOR_KEYS = {"at", "update_weights", "update_quota"}
 CLUSTER_KEYS = {"agents", "agent", "groups"}
 ROLE_KEYS = {"name", "weight", "quota"}
-FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale"}
-TOP_KEYS = {"sim", "cluster", "roles", "frameworks", "operator"}
+FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale",
+                  "trace", "trace_format", "trace_limit", "trace_time_scale", "stop_services_at",
+                  "failover_timeout", "partition_aware", "count"}
+TOP_KEYS = {"sim", "cluster", "roles", "frameworks", "operator", "network", "faults", "sweep"}
 
 
 def _check_keys(table: Any, known: set[str], where: str) -> dict[str, Any]:
@@ -168,6 +183,38 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
         except ConfigError as e:
             raise ScenarioError(f"[sim].allocator: {e}") from None
     sc.allocator = alloc
+    try:
+        parse_service_time(str(sim.get("service_time", "zero")))
+    except ValueError as e:
+        raise ScenarioError(f"[sim].service_time: {e}") from None
+    sc.service_time = str(sim.get("service_time", "zero"))
+    sc.sample_every = _duration(sim.get("sample_every", "10s"), "[sim].sample_every")
+    if sc.sample_every <= 0:
+        raise ScenarioError("[sim].sample_every must be positive")
+
+    if "network" in data:
+        net = _check_keys(data["network"], NETWORK_KEYS, "[network]")
+        try:
+            from_settings(net, sc.latency, 1)
+        except (ValueError, UnitError) as e:
+            raise ScenarioError(f"[network]: {e}") from None
+        sc.network = dict(net)
+    faults = data.get("faults", [])
+    if not isinstance(faults, list):
+        raise ScenarioError("[[faults]] must be an array of tables")
+    for i, f in enumerate(faults):
+        try:
+            fault = parse_fault(f, f"faults[{i}]")
+        except FaultError as e:
+            raise ScenarioError(str(e)) from None
+        if fault.targets.startswith("racks") and sc.network is None:
+            raise ScenarioError(f"faults[{i}]: racks need a [network] table (a topology)")
+        sc.faults.append(fault)
+    sc.faults.sort(key=lambda f: f.at)
+    sweep = data.get("sweep", {})
+    if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
+        raise ScenarioError("[sweep] maps dotted keys to non-empty lists of values")
+    sc.sweep = dict(sweep)
 
     cluster = _check_keys(data.get("cluster"), CLUSTER_KEYS, "[cluster]") if "cluster" in data else None
     if cluster is None:
@@ -236,7 +283,16 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     largest = _largest_agent(sc.groups)
     names: set[str] = set()
     for i, f in enumerate(frameworks):
-        sc.frameworks.append(_framework(f, i, names, largest))
+        if isinstance(f, dict) and "count" in f:
+            # count = N: N frameworks alike, named NAME-0 ... NAME-(N-1).
+            n = _int(f["count"], f"frameworks[{i}].count", 1)
+            base = f.get("name", f"framework{i}")
+            for j in range(n):
+                copy = {k: v for k, v in f.items() if k != "count"}
+                copy["name"] = f"{base}-{j}"
+                sc.frameworks.append(_framework(copy, i, names, largest, path))
+        else:
+            sc.frameworks.append(_framework(f, i, names, largest, path))
     return sc
 
 
@@ -291,7 +347,7 @@ def _largest_agent(groups: list[AgentGroup]) -> dict[str, int]:
     return best
 
 
-def _framework(f: Any, i: int, names: set[str], largest: dict[str, int]) -> FrameworkSpec:
+def _framework(f: Any, i: int, names: set[str], largest: dict[str, int], path: str | None) -> FrameworkSpec:
     where = f"frameworks[{i}]"
     _check_keys(f, FRAMEWORK_KEYS, where)
     name = f.get("name", f"framework{i}")
@@ -344,7 +400,34 @@ def _framework(f: Any, i: int, names: set[str], largest: dict[str, int]) -> Fram
                     f"{largest.get(rname, 0) / 1000:g}: it could never run")
     if tasks:
         settings["tasks"] = tasks
-    return FrameworkSpec(name, roles, class_path, settings, caps)
+    ports: list[tuple[str, str]] = []
+    if "trace" in f:
+        fmt = f.get("trace_format")
+        if fmt not in FORMATS:
+            raise ScenarioError(f"{where}.trace_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        trace_path = str(f["trace"])
+        if not os.path.isabs(trace_path) and path:
+            trace_path = os.path.join(os.path.dirname(os.path.abspath(path)), trace_path)
+        if not os.path.exists(trace_path):
+            raise ScenarioError(f"{where}.trace: no file {trace_path}")
+        trace: dict[str, Any] = {"path": trace_path, "format": fmt,
+                                 "agent_cpus": largest.get("cpus", 0) / 1000,
+                                 "agent_mem": largest.get("mem", 0) / 1000}
+        if "trace_limit" in f:
+            trace["limit"] = _int(f["trace_limit"], f"{where}.trace_limit", 1)
+        if "trace_time_scale" in f:
+            trace["time_scale"] = _number(f["trace_time_scale"], f"{where}.trace_time_scale")
+        settings["trace"] = trace
+        ports.append(("workload", "sim.traces:trace_workload"))
+    elif "trace_format" in f or "trace_limit" in f:
+        raise ScenarioError(f"{where}: trace_format and trace_limit go with trace = \"PATH\"")
+    if "stop_services_at" in f:
+        settings["stop_services_at"] = _duration(f["stop_services_at"], f"{where}.stop_services_at")
+    if "failover_timeout" in f:
+        settings["failover_timeout"] = _duration(f["failover_timeout"], f"{where}.failover_timeout")
+    if f.get("partition_aware") and "PARTITION_AWARE" not in caps:
+        caps = [*caps, "PARTITION_AWARE"]
+    return FrameworkSpec(name, roles, class_path, settings, caps, ports)
 
 
 def load(path: str) -> Scenario:
