@@ -83,7 +83,8 @@ def _containerizer(args: argparse.Namespace) -> dict[str, Any]:
     )
 
     opts: dict[str, Any] = {"cfs_quota": args.cfs_quota}
-    for key in ("cgroups_root", "pids_max", "nvidia_driver_volume"):
+    for key in ("cgroups_root", "pids_max", "cni_config_dir", "cni_plugins_dir", "cni_network",
+                "nvidia_driver_volume"):
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
     try:
@@ -479,7 +480,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def _isolation_options(q: argparse.ArgumentParser, agent: bool = False) -> None:
     q.add_argument("--isolation", metavar="LIST",
                    help="isolators, comma-separated: cgroups/cpu, cgroups/mem, cgroups/pids, cgroups/devices, "
-                        "gpu/nvidia, posix/cpu, posix/mem, posix/rlimits; or cgroups, posix "
+                        "gpu/nvidia, network/cni, posix/cpu, posix/mem, posix/rlimits; or cgroups, posix "
                         "(default: cgroups/cpu,cgroups/mem,cgroups/pids as root where cgroups exist, else posix)")
     q.add_argument("--cfs-quota", action=argparse.BooleanOptionalAction, default=True,
                    help="a hard CPU limit (CFS quota) at each task's cpus; --no-cfs-quota leaves only the "
@@ -487,6 +488,9 @@ def _isolation_options(q: argparse.ArgumentParser, agent: bool = False) -> None:
     q.add_argument("--cgroups-root", help="the cgroup that holds the tasks' cgroups (default impresario)")
     q.add_argument("--pids-max", type=int, help="most processes and threads per task (default 1024)")
     if agent:
+        q.add_argument("--cni-config-dir", help="CNI network configurations (default /etc/impresario/cni)")
+        q.add_argument("--cni-plugins-dir", help="CNI plugins, colon-separated (default /usr/lib/cni:/opt/cni/bin)")
+        q.add_argument("--cni-network", help="the network a task joins without an impresario.cni/network label")
         q.add_argument("--nvidia-driver-volume",
                        help="the NVIDIA driver volume mounted at /usr/local/nvidia (default: built under "
                             "/var/run/impresario/gpu)")

@@ -3,10 +3,10 @@ in the agent's ``--isolation`` list.
 
 Launching, as Mesos' containerizer does:
 
-1. every isolator **prepares** the container (cgroups created and limited,
-   device rules, environment);
+1. every isolator **prepares** the container (cgroups created and limited, a
+   network namespace joined to its network, device rules, environment);
 2. the process starts in a session of its own, through the namespace
-   wrappers the isolators asked for (``unshare --mount``), and waits at a
+   wrappers the isolators asked for (``nsenter --net=...``), and waits at a
    gate - a shell that reads one line from a pipe before it ``exec``\\ s the
    task;
 3. every isolator **isolates** the waiting process (it is put into its
@@ -20,7 +20,7 @@ whole container and its exit carries the limitation's reason.  A kill sends
 SIGTERM to every process of the container (every process of its cgroup
 where cgroups are on, else its process group and descendants), then SIGKILL
 after the executor's grace; :meth:`destroy` kills what is left, waits for it,
-and cleans up every isolator (cgroups removed).
+and cleans up every isolator (cgroups removed, CNI DEL, namespace deleted).
 
 Isolators are composed by name from :data:`ISOLATORS`; an unknown name is
 refused at start-up with a message naming it.
@@ -48,6 +48,7 @@ from actors.messages import AssignedGpu, ResourceStatistics, TaskInfo
 from actors.ports import ContainerError, ContainerExit, Launched
 
 from .cgroups import CgroupsIsolator, Hierarchies, IsolationError, detect
+from .cni import CniIsolator
 from .gpu import NvidiaGpuIsolator
 from .isolator import Container, Isolator, Limitation
 from .limits import private_dev_setup
@@ -61,7 +62,7 @@ SHUTDOWN_GRACE = 2.0
 GATE_STATUS = 125   # the gate's exit status when it was never opened
 
 #: Names an ``--isolation`` list may hold, in the order their isolators run.
-ISOLATORS = ("cgroups/cpu", "cgroups/mem", "cgroups/pids", "cgroups/devices", "gpu/nvidia",
+ISOLATORS = ("cgroups/cpu", "cgroups/mem", "cgroups/pids", "cgroups/devices", "gpu/nvidia", "network/cni",
              "posix/cpu", "posix/mem", "posix/rlimits")
 ALIASES = {
     "cgroups": ("cgroups/cpu", "cgroups/mem", "cgroups/pids"),
@@ -132,7 +133,7 @@ def build_isolators(opts: dict[str, Any], hierarchies: Hierarchies | None = None
             cfs_quota=bool(opts.get("cfs_quota", True)), limit_swap=bool(opts.get("limit_swap", True)),
             pids_max=int(opts.get("pids_max", 1024)), devices_backend=str(opts.get("devices_backend", "auto"))))
     factories: dict[str, Callable[[dict[str, Any]], Isolator]] = {
-        "gpu/nvidia": NvidiaGpuIsolator,
+        "gpu/nvidia": NvidiaGpuIsolator, "network/cni": CniIsolator,
         "posix/cpu": PosixCpu, "posix/mem": PosixMem, "posix/rlimits": PosixRlimits,
     }
     out.extend(factories[n](opts) for n in names if n in factories)

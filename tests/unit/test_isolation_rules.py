@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from isolators import bpf
 from isolators.cgroups import IsolationError, parse_mounts
+from isolators.cni import parse_network, result_addresses
 from isolators.containerizer import default_isolation, gate_script, parse_isolation
 from isolators.gpu import driver_libraries
 from isolators.limits import (
@@ -121,8 +122,8 @@ def test_v2_is_taken_where_it_holds_the_controllers():
 
 def test_isolation_names_expand_and_order():
     assert parse_isolation("cgroups") == ["cgroups/cpu", "cgroups/mem", "cgroups/pids"]
-    assert parse_isolation("gpu/nvidia,cgroups/mem") == [
-        "cgroups/mem", "cgroups/devices", "gpu/nvidia"]   # gpu/nvidia brings devices
+    assert parse_isolation("network/cni, gpu/nvidia,cgroups/mem") == [
+        "cgroups/mem", "cgroups/devices", "gpu/nvidia", "network/cni"]   # gpu/nvidia brings devices
     assert parse_isolation(["posix"]) == ["posix/cpu", "posix/mem", "posix/rlimits"]
 
 
@@ -160,6 +161,23 @@ def test_driver_libraries_from_ldconfig():
 """
     assert driver_libraries(text) == {"lib64": ["/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1"],
                                       "lib": ["/usr/lib/i386-linux-gnu/libcuda.so.1"]}
+
+
+# --------------------------------------------------------------------------- CNI
+
+
+def test_cni_configurations_and_results():
+    net = parse_network('{"cniVersion": "1.0.0", "name": "n", "plugins": [{"type": "bridge"}, {"type": "x"}]}', "f")
+    assert net.name == "n" and [p["type"] for p in net.plugins] == ["bridge", "x"]
+    single = parse_network('{"name": "m", "type": "ptp"}', "g")
+    assert single.plugins[0]["type"] == "ptp" and single.version == "0.4.0"
+    for bad, why in (("{", "not JSON"), ('{"type": "x"}', "name"), ('{"name": "n", "plugins": []}', "non-empty"),
+                     ('{"name": "n", "plugins": [{}]}', "type")):
+        with pytest.raises(ValueError, match=why):
+            parse_network(bad, "bad.conf")
+    assert result_addresses({"ips": [{"address": "10.1.2.3/24"}, {"address": "fd00::3/64"}]}) == [
+        "10.1.2.3", "fd00::3"]
+    assert result_addresses({"ip4": {"ip": "10.9.0.2/16"}}) == ["10.9.0.2"]
 
 
 def test_a_private_dev_holds_the_named_allowed_nodes_only():
