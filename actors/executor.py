@@ -111,7 +111,8 @@ class Executor(KernelActor):
 
     # ------------------------------------------------------------------ running containers
 
-    def _launch(self, task: M.TaskInfo, container_id: str, group: int) -> bool:
+    def _launch(self, task: M.TaskInfo, container_id: str, group: int,
+                gpus: tuple[M.AssignedGpu, ...] = ()) -> bool:
         assert self.containerizer is not None
         if task.task_id in self.tasks:
             self.drop(f"task {task.task_id} launched twice", self.agent)
@@ -120,7 +121,8 @@ class Executor(KernelActor):
         self.tasks[task.task_id] = t
         self.by_container[container_id] = task.task_id
         try:
-            launched = self.containerizer.launch(container_id, task, self.sandbox(container_id))
+            launched = self.containerizer.launch(container_id, task, self.sandbox(container_id),
+                                                 tuple(g for g in gpus if g.task_id == task.task_id))
         except ContainerError as e:
             self._update(t, TS.TASK_FAILED, e.reason, e.message)
             return False
@@ -244,7 +246,7 @@ class CommandExecutor(Executor):
         if self.tasks:
             self.drop("a command executor runs one task", sender)
             return
-        self._launch(m.task, self.container_id, 0)
+        self._launch(m.task, self.container_id, 0, m.gpus)
         self._arm_reap()
 
 
@@ -268,7 +270,7 @@ class DefaultExecutor(Executor):
                 self._update(t, TS.TASK_KILLED, Reason.REASON_TASK_GROUP_INVALID,
                              "another task of the group failed to launch")
                 continue
-            ok = self._launch(task, f"{self.container_id}.{n + i + 1}", group)
+            ok = self._launch(task, f"{self.container_id}.{n + i + 1}", group, m.gpus)
         if not ok:
             self._kill_group(group, "launch")
         self._arm_reap()

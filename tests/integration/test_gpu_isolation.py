@@ -45,6 +45,25 @@ def _answers(text):
     return {int(line.split()[0]): line.split()[1] for line in lines[:2]}, lines[2]
 
 
+def test_a_task_opens_its_own_gpu_and_no_other(isolated_cluster, gpu_nodes):
+    need_controllers("devices")
+    h = isolated_cluster("cgroups/mem,gpu/nvidia", nvml="tests.fakes:EightGpus")
+    agent = h.master_state()["agents"][0]
+    assert agent["resources"]["gpus"] == 8        # discovered through the (fake) NVML
+    fw = h.probe(capabilities=["GPU_RESOURCES"])
+    o = h.wait_offers(fw)[0]
+    h.do(fw, "launch", offer_ids=[o["offer_id"]], tasks=[
+        {"task_id": "gpu", "command": PROBE.format(d=gpu_nodes), "gpus": 1, "mem": 64},
+        {"task_id": "plain", "command": PROBE.format(d=gpu_nodes), "mem": 64}])
+    gpu = h.wait_update(fw, "gpu", "TASK_FINISHED")
+    plain = h.wait_update(fw, "plain", "TASK_FINISHED")
+    opened, env = _answers(gpu["data"])
+    assert opened == {0: str(errno.ENXIO), 1: str(errno.EPERM)}   # its own GPU (minor 0) and another
+    assert env == "GPU-00000000 GPU-00000000"
+    opened, env = _answers(plain["data"])
+    assert opened == {0: str(errno.EPERM), 1: str(errno.EPERM)} and env == "None None"
+
+
 def test_a_bpf_device_program_isolates_the_same_way(runners, gpu_nodes):
     h = need_controllers()
     if h.v2 is None:

@@ -4,6 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.gpus import GpuPool
 from isolators import bpf
 from isolators.cgroups import IsolationError, parse_mounts
 from isolators.cni import parse_network, result_addresses
@@ -151,6 +152,17 @@ def test_the_gate_runs_setup_then_the_task():
 
 
 # --------------------------------------------------------------------------- GPUs
+
+
+def test_gpus_are_whole_and_lowest_first():
+    pool = GpuPool([{"index": i, "minor": 10 + i, "uuid": f"GPU-{i}"} for i in range(4)])
+    a = pool.take("f", "a", 2)
+    assert [(g.index, g.minor, g.uuid) for g in a] == [(0, 10, "GPU-0"), (1, 11, "GPU-1")]
+    assert pool.take("f", "b", 3) is None and pool.free == [2, 3]   # nothing taken on a refusal
+    assert pool.take("f", "c", 0) == ()
+    pool.give_back("f", "a")
+    assert [g.index for g in pool.take("f", "b", 3)] == [0, 1, 2]
+    assert GpuPool.unbacked(2).take("f", "x", 2)[1].uuid == ""
 
 
 def test_driver_libraries_from_ldconfig():
