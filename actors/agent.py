@@ -12,6 +12,9 @@ are still being delivered.
 
 GPUs are whole devices: the agent decides which of its discovered GPUs a task
 gets (:class:`~actors.gpus.GpuPool`) and tells the executor with the launch.
+Executors sample their tasks' usage (real hosts: the ``usage_interval``
+setting); the agent batches the latest samples into one ``UsageReport`` to
+the master per interval.
 """
 
 from __future__ import annotations
@@ -84,6 +87,8 @@ class Agent(KernelActor):
         self.executor_settings: dict[str, Any] = {}
         self.executor_ports: tuple[tuple[str, str], ...] = ()
         self.gpus = GpuPool(())
+        self.usage_interval = 0.0
+        self.usage_pending: dict[tuple[str, str], M.TaskUsage] = {}
 
     # ------------------------------------------------------------------ set-up
 
@@ -122,10 +127,11 @@ class Agent(KernelActor):
             raise ConfigError("executor_ports must be a list of [name, path] pairs") from None
         self.executor_settings = {
             k: settings[k] for k in ("kill_tasks_on_exit", "output_tail_bytes", "seed",
-                                     "kill_grace_seconds", "containerizer")
+                                     "kill_grace_seconds", "containerizer", "usage_interval")
             if k in settings
         }
         self.executor_settings["work_dir"] = self.work_dir
+        self.usage_interval = setting(settings, "usage_interval", float, 0.0)
 
     def _gpu_pool(self, resources: Resources, discovered: Discovered | None) -> GpuPool:
         n = resources.millis("gpus") // 1000
@@ -407,6 +413,7 @@ class Agent(KernelActor):
         rec.states[tid] = status.state
         if status.state.terminal:
             self.gpus.give_back(rec.framework_id, tid)
+            self.usage_pending.pop((rec.framework_id, tid), None)
         self._enqueue(rec.framework_id, status)
         if status.state.terminal and all(s.terminal for s in rec.states.values()):
             self._stop_executor(rec)
@@ -417,6 +424,28 @@ class Agent(KernelActor):
         if rec is not None and self.master is not None and self.registered:
             self.tell(self.master, M.ExecutorToFramework(self.agent_id, rec.framework_id,
                                                          rec.info.executor_id, m.data))
+
+    @handles(M.ExecUsage)
+    def _exec_usage(self, m: M.ExecUsage, sender: ActorAddress) -> None:
+        rec = self._executor_from(sender, "ExecUsage")
+        if rec is None:
+            return
+        for u in m.usages:
+            if u.task_id in rec.tasks and u.framework_id == rec.framework_id \
+                    and not rec.states[u.task_id].terminal:
+                self.usage_pending[(u.framework_id, u.task_id)] = u
+        if self.usage_pending and not self.timer_pending("usage"):
+            self.set_timer("usage", self.usage_interval)
+
+    def timer_usage(self) -> None:
+        if not self.registered or self.master is None:
+            if self.usage_pending:
+                self.set_timer("usage", max(self.usage_interval, 1.0))
+            return
+        if self.usage_pending:
+            usages = tuple(self.usage_pending[k] for k in sorted(self.usage_pending))
+            self.usage_pending.clear()
+            self.tell(self.master, M.UsageReport(self.agent_id, usages))
 
     def _fail_task(self, rec: ExecRec, tid: str, reason: Reason, message: str) -> None:
         rec.states[tid] = TS.TASK_FAILED

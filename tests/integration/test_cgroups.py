@@ -155,6 +155,27 @@ def test_a_task_groups_tasks_get_nested_cgroups_and_all_go_away(isolated_cluster
     h.wait_update(fw, "side", "TASK_KILLED")   # the group goes down together
 
 
+def test_measured_usage_reaches_the_masters_role_accounting(isolated_cluster):
+    need_controllers("cpu", "memory")
+    h = isolated_cluster(CGROUPS, usage_interval=0.5)
+    fw = h.probe()
+    o = h.wait_offers(fw)[0]
+    h.do(fw, "launch", offer_ids=[o["offer_id"]],
+         tasks=[{"task_id": "spin", "command": "while :; do :; done", "cpus": 0.2, "mem": 64}])
+    h.wait_update(fw, "spin", "TASK_RUNNING")
+
+    def measured():
+        used = h.master_state()["roles"]["*"]["used"]
+        # Allocated: 0.2 cpus, 64 MiB. A shell loop holds a few MiB; its CPU is a rate.
+        return used if 0 < used["cpus"] <= 0.3 and 0 < used["mem"] < 16 else None
+
+    used = h.wait(measured, "the spinner's measured usage in the master's accounting")
+    print("used as the master counts it:", used)
+    h.do(fw, "kill", task_id="spin")
+    h.wait_update(fw, "spin", "TASK_KILLED")
+    h.wait(lambda: h.master_state()["roles"]["*"]["used"]["cpus"] == 0, "the role's use to drop to 0")
+
+
 def test_the_posix_fallback_polls_memory_and_sets_rlimits(runners, tmp_path):
     r = runners("posix")
     # Grows by 8 MiB every 50 ms, touching every page: the poll sees it pass 64 MiB.
