@@ -9,6 +9,12 @@ and the next one follows only then - so updates arrive at least once and in
 order per task.  Each forwarded update carries the task's latest known state,
 so the master frees a finished task's resources even while earlier updates
 are still being delivered.
+
+GPUs are whole devices: the agent decides which of its discovered GPUs a task
+gets (:class:`~actors.gpus.GpuPool`) and tells the executor with the launch.
+Executors sample their tasks' usage (real hosts: the ``usage_interval``
+setting); the agent batches the latest samples into one ``UsageReport`` to
+the master per interval.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from thespian.actors import ActorAddress, ActorExitRequest
 
 from . import messages as M
 from .base import ConfigError, KernelActor, handles, setting
+from .gpus import GpuPool
 from .messages import Reason, Source, TaskState
 from .ports import Discovered
 from .resources import Resources
@@ -79,6 +86,9 @@ class Agent(KernelActor):
         self.work_dir = ""
         self.executor_settings: dict[str, Any] = {}
         self.executor_ports: tuple[tuple[str, str], ...] = ()
+        self.gpus = GpuPool(())
+        self.usage_interval = 0.0
+        self.usage_pending: dict[tuple[str, str], M.TaskUsage] = {}
 
     # ------------------------------------------------------------------ set-up
 
@@ -106,6 +116,7 @@ class Agent(KernelActor):
             resources = resources.without(given.names()) + given
         if resources.is_empty():
             raise ConfigError("the agent has no resources to offer")
+        self.gpus = self._gpu_pool(resources, discovered)
         hostname = setting(settings, "hostname", str, discovered.hostname if discovered else "localhost")
         attributes = tuple(sorted((str(k), str(v)) for k, v in setting(settings, "attributes", dict, {}).items()))
         self.info = M.AgentInfo(hostname, resources, attributes)
@@ -116,10 +127,26 @@ class Agent(KernelActor):
             raise ConfigError("executor_ports must be a list of [name, path] pairs") from None
         self.executor_settings = {
             k: settings[k] for k in ("kill_tasks_on_exit", "output_tail_bytes", "seed",
-                                     "kill_grace_seconds", "containerizer")
+                                     "kill_grace_seconds", "containerizer", "usage_interval")
             if k in settings
         }
         self.executor_settings["work_dir"] = self.work_dir
+        self.usage_interval = setting(settings, "usage_interval", float, 0.0)
+
+    def _gpu_pool(self, resources: Resources, discovered: Discovered | None) -> GpuPool:
+        n = resources.millis("gpus") // 1000
+        devices = discovered.details.get("gpus", []) if discovered else []
+        if not devices:
+            if n:
+                self.log.warning("agent %s offers %d gpus that no discovered device backs: tasks get GPU "
+                                 "numbers, not devices", self.name, n)
+            return GpuPool.unbacked(n)
+        if n > len(devices):
+            raise ConfigError(f"the agent offers {n} gpus but discovered only {len(devices)}")
+        try:
+            return GpuPool(sorted(devices, key=lambda d: int(d["index"]))[:n])
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError("discovered GPUs need an index and a minor number") from None
 
     def started(self) -> None:
         self._register()
@@ -234,11 +261,31 @@ class Agent(KernelActor):
         if key in self.executors:
             self.drop(f"RunTask: an executor {task.task_id} exists already", sender)
             return
+        gpus = self._take_gpus(fid, (task,), task.task_id)
+        if gpus is None:
+            return
         info = M.ExecutorInfo(task.task_id, fid, M.ExecutorType.COMMAND, Resources(), f"command executor for {task.task_id}")
         rec = self._start_executor(fid, info, COMMAND_EXECUTOR)
         rec.tasks[task.task_id] = task
         rec.states[task.task_id] = TS.TASK_STAGING
-        self.tell(rec.address, M.ExecLaunch(task))
+        self.tell(rec.address, M.ExecLaunch(task, gpus))
+
+    def _take_gpus(self, fid: str, tasks: tuple[M.TaskInfo, ...], executor_id: str) -> tuple[M.AssignedGpu, ...] | None:
+        """Whole GPUs for every task, or none at all: then the tasks fail, and None."""
+        out: list[M.AssignedGpu] = []
+        for task in tasks:
+            got = self.gpus.take(fid, task.task_id, task.resources.millis("gpus") // 1000)
+            if got is None:
+                for t in tasks:
+                    self.gpus.give_back(fid, t.task_id)
+                for t in tasks:
+                    self._agent_update(fid, M.TaskStatus(
+                        t.task_id, TS.TASK_FAILED, Source.SOURCE_AGENT, Reason.REASON_CONTAINER_LAUNCH_FAILED,
+                        f"not enough free GPUs on this agent for task {task.task_id}", self.agent_id,
+                        executor_id, self.now()))
+                return None
+            out.extend(got)
+        return tuple(out)
 
     @handles(M.RunTaskGroup)
     def _run_task_group(self, m: M.RunTaskGroup, sender: ActorAddress) -> None:
@@ -255,12 +302,15 @@ class Agent(KernelActor):
                     f"executor {m.executor.executor_id} is terminating", self.agent_id,
                     m.executor.executor_id, self.now()))
             return
+        gpus = self._take_gpus(fid, m.task_group, m.executor.executor_id)
+        if gpus is None:
+            return
         if rec is None:
             rec = self._start_executor(fid, m.executor, DEFAULT_EXECUTOR)
         for task in m.task_group:
             rec.tasks[task.task_id] = task
             rec.states[task.task_id] = TS.TASK_STAGING
-        self.tell(rec.address, M.ExecLaunchGroup(m.executor, m.task_group))
+        self.tell(rec.address, M.ExecLaunchGroup(m.executor, m.task_group, gpus))
 
     @handles(M.KillTask)
     def _kill_task(self, m: M.KillTask, sender: ActorAddress) -> None:
@@ -361,6 +411,9 @@ class Agent(KernelActor):
             return
         rec.seen.add(status.uuid)
         rec.states[tid] = status.state
+        if status.state.terminal:
+            self.gpus.give_back(rec.framework_id, tid)
+            self.usage_pending.pop((rec.framework_id, tid), None)
         self._enqueue(rec.framework_id, status)
         if status.state.terminal and all(s.terminal for s in rec.states.values()):
             self._stop_executor(rec)
@@ -372,8 +425,31 @@ class Agent(KernelActor):
             self.tell(self.master, M.ExecutorToFramework(self.agent_id, rec.framework_id,
                                                          rec.info.executor_id, m.data))
 
+    @handles(M.ExecUsage)
+    def _exec_usage(self, m: M.ExecUsage, sender: ActorAddress) -> None:
+        rec = self._executor_from(sender, "ExecUsage")
+        if rec is None:
+            return
+        for u in m.usages:
+            if u.task_id in rec.tasks and u.framework_id == rec.framework_id \
+                    and not rec.states[u.task_id].terminal:
+                self.usage_pending[(u.framework_id, u.task_id)] = u
+        if self.usage_pending and not self.timer_pending("usage"):
+            self.set_timer("usage", self.usage_interval)
+
+    def timer_usage(self) -> None:
+        if not self.registered or self.master is None:
+            if self.usage_pending:
+                self.set_timer("usage", max(self.usage_interval, 1.0))
+            return
+        if self.usage_pending:
+            usages = tuple(self.usage_pending[k] for k in sorted(self.usage_pending))
+            self.usage_pending.clear()
+            self.tell(self.master, M.UsageReport(self.agent_id, usages))
+
     def _fail_task(self, rec: ExecRec, tid: str, reason: Reason, message: str) -> None:
         rec.states[tid] = TS.TASK_FAILED
+        self.gpus.give_back(rec.framework_id, tid)
         self._agent_update(rec.framework_id, M.TaskStatus(
             tid, TS.TASK_FAILED, Source.SOURCE_AGENT, reason, message, self.agent_id,
             rec.info.executor_id, self.now()))
@@ -479,5 +555,6 @@ class Agent(KernelActor):
                     for (fid, eid), e in sorted(self.executors.items())
                 ],
                 "pending_updates": sum(len(s.pending) for s in self.streams.values()),
+                "gpus": self.gpus.view(),
             }
         return super().query(what, args)

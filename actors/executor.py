@@ -9,6 +9,11 @@ An executor supervises its containers from outside through the containerizer
 port: the task processes run in their own sessions, so they can outlive the
 executor (and the agent) and be re-adopted later.  Status updates carry a uuid
 and are kept until the agent acknowledges them.
+
+Where the ``usage_interval`` setting is positive (real hosts), the executor
+samples its running containers' usage through the containerizer every so
+many seconds and sends it to the agent (``ExecUsage``): the raw statistics,
+and what the task used - CPU as a rate over the interval, memory resident.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from . import messages as M
 from .base import ConfigError, KernelActor, handles, setting
 from .messages import Reason, Source, TaskState
 from .ports import ContainerError, ContainerExit, Containerizer
+from .resources import Resources
 
 TS = TaskState
 DEFAULT_KILL_GRACE = 3.0
@@ -36,6 +42,7 @@ class ExecTask:
     state: TaskState = TS.TASK_STAGING
     kill_requested: bool = False
     kill_deadline: float | None = None
+    sample: tuple[float, float] = (0.0, 0.0)   # (when, cumulative CPU seconds) of the last usage
 
 
 class Executor(KernelActor):
@@ -52,6 +59,7 @@ class Executor(KernelActor):
         self.kill_on_exit = True
         self.output_tail = 0
         self.default_grace = DEFAULT_KILL_GRACE
+        self.usage_interval = 0.0
         self.containerizer: Containerizer | None = None
         self.tasks: dict[str, ExecTask] = {}
         self.by_container: dict[str, str] = {}
@@ -70,6 +78,7 @@ class Executor(KernelActor):
         self.kill_on_exit = setting(settings, "kill_tasks_on_exit", bool, True)
         self.output_tail = setting(settings, "output_tail_bytes", int, 0)
         self.default_grace = setting(settings, "kill_grace_seconds", float, DEFAULT_KILL_GRACE)
+        self.usage_interval = setting(settings, "usage_interval", float, 0.0)
         if "containerizer" not in self.ports:
             raise ConfigError("an executor needs a containerizer port")
         self.containerizer = self.ports["containerizer"]
@@ -77,6 +86,8 @@ class Executor(KernelActor):
     def started(self) -> None:
         assert self.agent is not None
         self.tell(self.agent, M.ExecSubscribe(self.framework_id, self.executor_id))
+        if self.usage_interval > 0:
+            self.set_timer("usage", self.usage_interval)
 
     @handles(M.ExecSubscribed)
     def _subscribed(self, m: M.ExecSubscribed, sender: ActorAddress) -> None:
@@ -111,7 +122,8 @@ class Executor(KernelActor):
 
     # ------------------------------------------------------------------ running containers
 
-    def _launch(self, task: M.TaskInfo, container_id: str, group: int) -> bool:
+    def _launch(self, task: M.TaskInfo, container_id: str, group: int,
+                gpus: tuple[M.AssignedGpu, ...] = ()) -> bool:
         assert self.containerizer is not None
         if task.task_id in self.tasks:
             self.drop(f"task {task.task_id} launched twice", self.agent)
@@ -120,10 +132,12 @@ class Executor(KernelActor):
         self.tasks[task.task_id] = t
         self.by_container[container_id] = task.task_id
         try:
-            launched = self.containerizer.launch(container_id, task, self.sandbox(container_id))
+            launched = self.containerizer.launch(container_id, task, self.sandbox(container_id),
+                                                 tuple(g for g in gpus if g.task_id == task.task_id))
         except ContainerError as e:
             self._update(t, TS.TASK_FAILED, e.reason, e.message)
             return False
+        t.sample = (self.now(), 0.0)
         container = M.ContainerStatus(container_id, launched.ip_addresses, launched.pid)
         self._update(t, TS.TASK_RUNNING, container=container)
         return True
@@ -141,6 +155,26 @@ class Executor(KernelActor):
         for ex in self.containerizer.reap():
             self._exited(ex)
         self._arm_reap()
+
+    def timer_usage(self) -> None:
+        assert self.containerizer is not None and self.agent is not None
+        usages = []
+        for tid in sorted(self.tasks):
+            t = self.tasks[tid]
+            if t.state != TS.TASK_RUNNING:
+                continue
+            stats = self.containerizer.usage(t.container_id)
+            if stats is None:
+                continue
+            cpu = stats.cpus_user_time_secs + stats.cpus_system_time_secs
+            when, before = t.sample
+            rate = max(0.0, cpu - before) / (stats.timestamp - when) if stats.timestamp > when else 0.0
+            t.sample = (stats.timestamp, cpu)
+            used = Resources.of(cpus=round(rate, 3), mem=round(stats.mem_rss_bytes / 2**20, 3))
+            usages.append(M.TaskUsage(self.framework_id, self.executor_id, tid, stats, used))
+        if usages:
+            self.tell(self.agent, M.ExecUsage(tuple(usages)))
+        self.set_timer("usage", self.usage_interval)
 
     def _exited(self, ex: ContainerExit) -> None:
         assert self.containerizer is not None
@@ -244,7 +278,7 @@ class CommandExecutor(Executor):
         if self.tasks:
             self.drop("a command executor runs one task", sender)
             return
-        self._launch(m.task, self.container_id, 0)
+        self._launch(m.task, self.container_id, 0, m.gpus)
         self._arm_reap()
 
 
@@ -268,7 +302,7 @@ class DefaultExecutor(Executor):
                 self._update(t, TS.TASK_KILLED, Reason.REASON_TASK_GROUP_INVALID,
                              "another task of the group failed to launch")
                 continue
-            ok = self._launch(task, f"{self.container_id}.{n + i + 1}", group)
+            ok = self._launch(task, f"{self.container_id}.{n + i + 1}", group, m.gpus)
         if not ok:
             self._kill_group(group, "launch")
         self._arm_reap()

@@ -43,6 +43,7 @@ class TaskRec:
     status: M.TaskStatus | None = None
     released: bool = False        # resources given back (terminal or unreachable)
     running: bool = False         # counted in the role's "used"
+    used: Resources = EMPTY       # what "used" counts for it: measured usage, else its resources
 
     @property
     def task_id(self) -> str:
@@ -261,8 +262,7 @@ class Master(KernelActor):
                 ex_rec.tasks.add(t.task_id)
             self._charge(rec, role, t.resources)
             if at.state == TS.TASK_RUNNING:
-                t.running = True
-                self.ledger.add(role, "used", t.resources, self.now())
+                self._count_used(t, t.resources, self.now())
             allocated.append(M.Allocation(at.framework_id, role, agent_id, t.resources))
             if fw.connected and fw.address is not None:
                 self._send_update(fw, self._master_status(
@@ -720,7 +720,7 @@ class Master(KernelActor):
         self._uncharge(agent, t.role, t.resources)
         if t.running:
             t.running = False
-            self.ledger.sub(t.role, "used", t.resources, now)
+            self.ledger.sub(t.role, "used", t.used, now)
         if recover:
             self._recover(t.framework_id, agent.id, t.role, t.resources, None)
 
@@ -874,11 +874,28 @@ class Master(KernelActor):
                 self._release(agent, t, now, recover=True)
                 self._flush_recovered()
             elif latest == TS.TASK_RUNNING and not t.running:
-                t.running = True
-                self.ledger.add(t.role, "used", t.resources, now)
+                self._count_used(t, t.resources, now)
         t.state = status.state
         t.status = status
         self._send_update(fw, status)
+
+    def _count_used(self, t: TaskRec, used: Resources, now: float) -> None:
+        """Count ``used`` in the role's use for a running task, in place of what was counted."""
+        if t.running:
+            self.ledger.sub(t.role, "used", t.used, now)
+        t.running, t.used = True, used
+        self.ledger.add(t.role, "used", used, now)
+
+    @handles(M.UsageReport)
+    def _usage_report(self, m: M.UsageReport, sender: ActorAddress) -> None:
+        agent = self._agent_from(sender, "UsageReport")
+        if agent is None:
+            return
+        now = self.now()
+        for u in m.usages:
+            t = agent.tasks.get((u.framework_id, u.task_id))
+            if t is not None and t.running and not t.released:
+                self._count_used(t, u.used, now)
 
     def _send_update(self, fw: FrameworkRec, status: M.TaskStatus) -> None:
         if fw.connected and fw.address is not None:

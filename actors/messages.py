@@ -271,6 +271,52 @@ Operation = Union[Launch, LaunchGroup]  # noqa: UP007 - the codec reads this ann
 
 @value
 @dataclass(frozen=True, slots=True)
+class AssignedGpu:
+    """A whole GPU an agent gave a task: NVML index, device minor number, UUID."""
+
+    task_id: Id
+    index: Count
+    minor: Count
+    uuid: str = ""
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class ResourceStatistics:
+    """A container's measured usage (Mesos' ``ResourceStatistics`` names).
+
+    Times are cumulative seconds since the container started; ``timestamp``
+    is the host's clock when sampled.
+    """
+
+    timestamp: float
+    cpus_user_time_secs: Seconds = 0.0
+    cpus_system_time_secs: Seconds = 0.0
+    cpus_limit: Seconds = 0.0
+    cpus_nr_periods: Count = 0
+    cpus_nr_throttled: Count = 0
+    cpus_throttled_time_secs: Seconds = 0.0
+    mem_rss_bytes: Count = 0
+    mem_total_bytes: Count = 0
+    mem_limit_bytes: Count = 0
+    processes: Count = 0
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class TaskUsage:
+    """One task's usage: the raw statistics, and ``used`` (cpus as a rate over the last
+    sampling interval, mem as resident MiB), what the master counts as the role's use."""
+
+    framework_id: Id
+    executor_id: Id
+    task_id: Id
+    statistics: ResourceStatistics
+    used: Resources = EMPTY
+
+
+@value
+@dataclass(frozen=True, slots=True)
 class ReconcileTask:
     task_id: Id
     agent_id: OptId = ""
@@ -582,6 +628,15 @@ class AgentRefused:
     message: str
 
 
+@message(117)
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Agent -> master: the latest measured usage of running tasks, batched."""
+
+    agent_id: Id
+    usages: tuple[TaskUsage, ...]
+
+
 # --------------------------------------------------------------------------- executor protocol
 
 
@@ -607,6 +662,7 @@ class ExecSubscribed:
 @dataclass(frozen=True, slots=True)
 class ExecLaunch:
     task: TaskInfo
+    gpus: tuple[AssignedGpu, ...] = ()   #: the GPUs the agent gave the task
 
 
 @message(153)
@@ -614,6 +670,7 @@ class ExecLaunch:
 class ExecLaunchGroup:
     executor: ExecutorInfo
     task_group: tuple[TaskInfo, ...]
+    gpus: tuple[AssignedGpu, ...] = ()   #: the GPUs the agent gave the group's tasks
 
 
 @message(154)
@@ -650,6 +707,14 @@ class ExecMessage:
     """Opaque data between a framework's scheduler and its executor, either way."""
 
     data: bytes
+
+
+@message(159)
+@dataclass(frozen=True, slots=True)
+class ExecUsage:
+    """Executor -> agent: its running tasks' measured usage."""
+
+    usages: tuple[TaskUsage, ...]
 
 
 # --------------------------------------------------------------------------- allocator protocol

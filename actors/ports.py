@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .messages import Reason, TaskInfo
+from .messages import AssignedGpu, Reason, ResourceStatistics, TaskInfo
 from .resources import Resources
 
 
@@ -51,15 +51,22 @@ class Containerizer(Protocol):
     until :meth:`reap` may have news, and sets a timer for that.  A real host
     answers a short polling period while anything runs; the simulator answers
     the exact time of the next exit.
+
+    ``gpus`` are the whole GPUs the agent gave the task (the containerizer
+    isolates them); :meth:`usage` answers the container's measured usage, or
+    None where nothing is measured (the simulator).
     """
 
-    def launch(self, container_id: str, task: TaskInfo, sandbox: str) -> Launched: ...
+    def launch(self, container_id: str, task: TaskInfo, sandbox: str,
+               gpus: tuple[AssignedGpu, ...] = ()) -> Launched: ...
 
     def kill(self, container_id: str, hard: bool = False) -> None: ...
 
     def reap(self) -> list[ContainerExit]: ...
 
     def next_check(self) -> float | None: ...
+
+    def usage(self, container_id: str) -> ResourceStatistics | None: ...
 
     def output_tail(self, container_id: str, max_bytes: int) -> bytes: ...
 

@@ -72,6 +72,36 @@ def _say(*parts: Any) -> None:
     print(*parts, flush=True)
 
 
+def _containerizer(args: argparse.Namespace) -> dict[str, Any]:
+    """The containerizer options from the command line, checked on this host before anything
+    starts: an unknown isolator, or one that cannot work here, is a usage error naming it."""
+    from isolators.cgroups import IsolationError
+    from isolators.containerizer import (
+        build_isolators,
+        default_isolation,
+        describe_isolation,
+        parse_isolation,
+    )
+
+    opts: dict[str, Any] = {"cfs_quota": args.cfs_quota}
+    for key in ("cgroups_root", "pids_max", "cni_config_dir", "cni_plugins_dir", "cni_network",
+                "nvidia_driver_volume"):
+        if getattr(args, key, None) is not None:
+            opts[key] = getattr(args, key)
+    try:
+        if args.isolation:
+            names, why = parse_isolation(args.isolation), "as asked"
+        else:
+            names, why = default_isolation()
+            why = f"the default here: {why}"
+        opts["isolation"] = names
+        build_isolators(opts)
+    except IsolationError as e:
+        raise UsageError(str(e)) from None
+    _say(f"  isolation: {describe_isolation(names)} ({why})")
+    return opts
+
+
 # --------------------------------------------------------------------------- local
 
 
@@ -86,7 +116,9 @@ def cmd_local(args: argparse.Namespace) -> int:
     _say(f"impresario local: {args.agents} agents, {args.tasks} tasks of `{args.command}` "
          f"({args.cpus:g} cpus, {mem_text} each)")
     t0 = time.monotonic()
-    cluster = LocalCluster(agents=args.agents, work_dir=args.work_dir, log_level=args.log_level)
+    agent_settings = {"containerizer": _containerizer(args)}
+    cluster = LocalCluster(agents=args.agents, work_dir=args.work_dir, log_level=args.log_level,
+                           agent_settings=agent_settings)
     try:
         cluster.start(timeout=args.timeout)
         assert cluster.master is not None
@@ -337,16 +369,29 @@ def _is_loopback(host: str) -> bool:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from .cluster import AGENT_CLASS, AGENT_PORTS, POSIX_EXECUTOR_PORTS, Client, address_text
+    from .cluster import (
+        AGENT_CLASS,
+        AGENT_PORTS,
+        EXECUTOR_PORTS,
+        USAGE_INTERVAL,
+        Client,
+        address_text,
+    )
 
+    containerizer = _containerizer(args)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = os.path.join(args.work_dir, "agent.log")
     system, master = _join(args.master, args.listen, args.port, log_path, args.log_level)
     try:
         agent = system.asys.createActor(AGENT_CLASS)
         settings: dict[str, Any] = {"master": address_text(master), "work_dir": args.work_dir,
-                                    "executor_ports": POSIX_EXECUTOR_PORTS, "output_tail_bytes": 16384,
-                                    "seed": uuid.uuid4().int % 2**31}
+                                    "executor_ports": EXECUTOR_PORTS, "output_tail_bytes": 16384,
+                                    "seed": uuid.uuid4().int % 2**31, "containerizer": containerizer,
+                                    "usage_interval": USAGE_INTERVAL}
+        if args.reserved_mem is not None:
+            settings["reserved_mem"] = args.reserved_mem
+        if args.reserved_disk is not None:
+            settings["reserved_disk"] = args.reserved_disk
         if args.resources:
             settings["resources"] = args.resources
         if args.hostname:
@@ -460,7 +505,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
     system = None
     try:
         if args.local:
-            cluster = LocalCluster(agents=1, log_level=args.log_level)
+            cluster = LocalCluster(agents=1, log_level=args.log_level,
+                                   agent_settings={"containerizer": _containerizer(args)})
             cluster.start()
             _say(f"impresario execute: a local cluster (1 agent); the task runs as user {_user()}")
             fw = cluster.start_framework(BATCH, "execute", settings)
@@ -553,6 +599,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _isolation_options(q: argparse.ArgumentParser, agent: bool = False) -> None:
+    q.add_argument("--isolation", metavar="LIST",
+                   help="isolators, comma-separated: cgroups/cpu, cgroups/mem, cgroups/pids, cgroups/devices, "
+                        "gpu/nvidia, network/cni, posix/cpu, posix/mem, posix/rlimits; or cgroups, posix "
+                        "(default: cgroups/cpu,cgroups/mem,cgroups/pids as root where cgroups exist, else posix)")
+    q.add_argument("--cfs-quota", action=argparse.BooleanOptionalAction, default=True,
+                   help="a hard CPU limit (CFS quota) at each task's cpus; --no-cfs-quota leaves only the "
+                        "proportional share (default: on)")
+    q.add_argument("--cgroups-root", help="the cgroup that holds the tasks' cgroups (default impresario)")
+    q.add_argument("--pids-max", type=int, help="most processes and threads per task (default 1024)")
+    if agent:
+        q.add_argument("--cni-config-dir", help="CNI network configurations (default /etc/impresario/cni)")
+        q.add_argument("--cni-plugins-dir", help="CNI plugins, colon-separated (default /usr/lib/cni:/opt/cni/bin)")
+        q.add_argument("--cni-network", help="the network a task joins without an impresario.cni/network label")
+        q.add_argument("--nvidia-driver-volume",
+                       help="the NVIDIA driver volume mounted at /usr/local/nvidia (default: built under "
+                            "/var/run/impresario/gpu)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="impresario", description=__doc__.split("::")[0].strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -575,6 +640,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--work-dir", help="the agents' work directory (default: a temporary one, removed after)")
     q.add_argument("--keep-work-dir", action="store_true", help="keep the temporary work directory (sandboxes, log)")
     q.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds (default 300)")
+    _isolation_options(q)
     q.set_defaults(func=cmd_local)
 
     q = sub.add_parser("sim", help="run a scenario in the SimPy host (virtual time)",
@@ -607,6 +673,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--resources", help="override discovery, Mesos style: 'cpus:4;mem:8192;disk:10000'")
     q.add_argument("--attributes", help="'rack:r1;zone:a'")
     q.add_argument("--hostname", help="the hostname to advertise")
+    q.add_argument("--reserved-mem", type=_size, help="memory kept for the host (default: min(1GiB, half))")
+    q.add_argument("--reserved-disk", type=_size, help="disk kept for the host (default: min(5GiB, half))")
+    _isolation_options(q, agent=True)
     q.set_defaults(func=cmd_agent)
 
     q = sub.add_parser("state", help="print the master's state as JSON")
@@ -624,6 +693,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--gpus", type=_positive, default=0)
     q.add_argument("--name", default="execute", help="the task's id")
     q.add_argument("--timeout", type=float, default=600.0)
+    _isolation_options(q)
     q.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     q.set_defaults(func=cmd_execute)
 

@@ -41,7 +41,8 @@ MASTER_GLOBAL_NAME = "impresario-master"
 ALLOCATOR_GLOBAL_NAME = "impresario-allocator"
 DEFAULT_MASTER_PORT = 5050
 DEFAULT_AGENT_PORT = 5051
-POSIX_EXECUTOR_PORTS = [["containerizer", "isolators.posix:PosixContainerizer"]]
+EXECUTOR_PORTS = [["containerizer", "isolators.containerizer:Containerizer"]]
+USAGE_INTERVAL = 5.0   # seconds between two usage samples of a running task
 AGENT_PORTS = (*BASE_PORTS, ("discovery", "isolators.discovery:discovery"))
 
 
@@ -235,8 +236,9 @@ class LocalCluster:
                 "master": master_text,
                 "work_dir": os.path.join(self.work_dir, f"agent-{i}"),
                 "hostname": f"{socket.gethostname()}-agent{i}",
-                "executor_ports": POSIX_EXECUTOR_PORTS,
+                "executor_ports": EXECUTOR_PORTS,
                 "output_tail_bytes": 16384,
+                "usage_interval": USAGE_INTERVAL,
                 "seed": i,
                 **self.agent_settings,
             }

@@ -2,6 +2,13 @@
 disk, NVML for GPUs.  Part of each resource is kept for the host itself, as
 Mesos does: memory ``min(1 GiB, half)`` and disk ``min(5 GiB, half)`` unless
 the settings say otherwise (``reserved_mem``, ``reserved_disk``, in MiB).
+
+The discovery port is also where an agent checks, at start-up, that the
+isolation it was given can work on this host (every name known, cgroups
+present, root): a bad list refuses the agent's configuration with the reason,
+and the isolation in force is said plainly in the agent's log.  The
+``nvml`` setting names another NVML module by dotted path (a stand-in for
+hosts without GPUs, in tests).
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from typing import Any
 
 import psutil
 
+from actors.base import load_object
 from actors.ports import Discovered
 from actors.resources import Resources
 
+from .containerizer import build_isolators, describe_isolation, isolation_names
 from .gpu import discover_gpus
 
 log = logging.getLogger("impresario.discovery")
@@ -48,4 +57,18 @@ def discovery(actor: Any, settings: dict[str, Any]) -> Callable[[], Discovered]:
     work_dir = str(settings.get("work_dir", "/tmp/impresario"))
     rm = settings.get("reserved_mem")
     rd = settings.get("reserved_disk")
-    return lambda: discover_host(work_dir, rm, rd)
+    opts = settings.get("containerizer") or {}
+    names = isolation_names(opts)
+    isolators = build_isolators(opts)   # raises, naming the reason, if it cannot work here
+    cgroups = [i.describe() for i in isolators if hasattr(i, "describe")]
+    log.info("agent %s isolation: %s%s", settings.get("hostname", ""), describe_isolation(names),
+             f" [cgroups: {cgroups[0]}]" if cgroups else "")
+    nvml = _nvml(settings.get("nvml"))
+    return lambda: discover_host(work_dir, rm, rd, nvml=nvml)
+
+
+def _nvml(path: Any) -> Any:
+    if not path:
+        return None
+    obj = load_object(str(path))
+    return obj() if isinstance(obj, type) else obj

@@ -1,15 +1,37 @@
-"""NVIDIA GPU discovery through the NVML bindings (``pynvml``).
+"""NVIDIA GPUs: discovery through the NVML bindings (``pynvml``), and the
+``gpu/nvidia`` isolator.
 
 Where the NVML library is absent (no driver), discovery finds 0 GPUs and says
 so in one log line.  Any module with NVML's calls can stand in for ``pynvml``
 (tests use a fake one to show discovery of several GPUs on a machine without).
+
+The isolator, as Mesos' (``isolators/gpu/``): the agent decides which whole
+GPUs a task gets; the isolator grants the task its own GPU nodes
+(``c 195:<minor>``) and the NVIDIA control nodes (``nvidiactl``,
+``nvidia-uvm``, ``nvidia-uvm-tools``, numbers read with ``stat``) on top of
+the default device list of ``cgroups/devices`` - every other GPU stays
+denied - and sets ``NVIDIA_VISIBLE_DEVICES`` and ``CUDA_VISIBLE_DEVICES``.
+A task labelled ``com.nvidia.volumes.needed=nvidia_driver`` gets the driver
+volume (the driver's programs and libraries) mounted read-only at
+``/usr/local/nvidia`` in a mount namespace of its own, with ``PATH`` and
+``LD_LIBRARY_PATH`` extended, as nvidia-docker 1.0 and Mesos do.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shlex
+import shutil
+import stat
+import subprocess
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from actors.ports import ContainerError
+
+from .isolator import UNSHARE_MOUNT, Container, Isolator
+from .limits import gpu_rules
 
 log = logging.getLogger("impresario.gpu")
 
@@ -56,3 +78,93 @@ def discover_gpus(nvml: Any = None) -> list[GpuInfo]:
             nvml.nvmlShutdown()
         except Exception:
             pass
+
+
+# --------------------------------------------------------------------------- the isolator
+
+VOLUME_LABEL = "com.nvidia.volumes.needed"
+VOLUME_TARGET = "/usr/local/nvidia"
+DEFAULT_VOLUME = "/var/run/impresario/gpu/nvidia-driver"
+CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools")
+#: What the driver volume holds (after Mesos' lists, from libnvidia-container).
+DRIVER_PROGRAMS = ("nvidia-smi", "nvidia-debugdump", "nvidia-persistenced", "nvidia-cuda-mps-control",
+                   "nvidia-cuda-mps-server")
+DRIVER_LIBRARIES = ("libnvidia-ml.so", "libcuda.so", "libnvidia-ptxjitcompiler.so", "libnvidia-fatbinaryloader.so",
+                    "libnvidia-compiler.so", "libnvidia-nvvm.so", "libnvidia-opencl.so", "libnvidia-cfg.so",
+                    "libnvidia-allocator.so", "libnvidia-encode.so", "libnvcuvid.so", "libnvidia-opticalflow.so")
+
+
+def control_devices(dev_dir: str = "/dev") -> list[tuple[int, int, str]]:
+    """The (major, minor, name) of the NVIDIA control nodes present on this host."""
+    out = []
+    for name in CONTROL_NODES:
+        try:
+            st = os.stat(os.path.join(dev_dir, name))
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode):
+            out.append((os.major(st.st_rdev), os.minor(st.st_rdev), name))
+    return out
+
+
+def driver_libraries(ldconfig_text: str) -> dict[str, list[str]]:
+    """From ``ldconfig -p``: the driver's libraries, ``{"lib64": [...], "lib": [...]}``."""
+    out: dict[str, list[str]] = {"lib64": [], "lib": []}
+    for line in ldconfig_text.splitlines():
+        name, sep, path = line.strip().partition(" => ")
+        if not sep:
+            continue
+        lib = name.split(" ", 1)[0]
+        if any(lib.startswith(prefix) for prefix in DRIVER_LIBRARIES):
+            out["lib64" if "64" in name.split(" ", 1)[-1] else "lib"].append(path.strip())
+    return out
+
+
+def build_driver_volume(target: str, ldconfig_text: str | None = None) -> None:
+    """Copy the driver's programs and libraries into ``target`` (``bin``, ``lib``, ``lib64``)."""
+    if ldconfig_text is None:
+        try:
+            ldconfig_text = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
+                                           timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            ldconfig_text = ""
+    libs = driver_libraries(ldconfig_text)
+    programs = [p for p in (shutil.which(n) for n in DRIVER_PROGRAMS) if p]
+    if not libs["lib64"] and not libs["lib"]:
+        raise ContainerError("gpu/nvidia: no NVIDIA driver library (libnvidia-ml.so, libcuda.so...) is "
+                             "installed on this host, so there is no driver volume to mount")
+    staging = target + ".building"
+    shutil.rmtree(staging, ignore_errors=True)
+    for sub, files in (("bin", programs), ("lib", libs["lib"]), ("lib64", libs["lib64"])):
+        os.makedirs(os.path.join(staging, sub), exist_ok=True)
+        for f in files:
+            shutil.copy2(f, os.path.join(staging, sub, os.path.basename(f)))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    os.rename(staging, target)
+
+
+class NvidiaGpuIsolator(Isolator):
+    name = "gpu/nvidia"
+
+    def __init__(self, opts: dict[str, Any]) -> None:
+        self.dev_dir = str(opts.get("nvidia_dev_dir", "/dev"))
+        self.volume = str(opts.get("nvidia_driver_volume", DEFAULT_VOLUME))
+
+    def prepare(self, c: Container) -> None:
+        unbacked = [g.index for g in c.gpus if not g.uuid]
+        if unbacked:
+            raise ContainerError(f"gpu/nvidia: GPU {unbacked[0]} was declared (--resources gpus:N), not "
+                                 f"discovered through NVML: there is no device to give task {c.task.task_id}")
+        if c.gpus:
+            c.devices.extend(gpu_rules([g.minor for g in c.gpus], control_devices(self.dev_dir)))
+            visible = ",".join(g.uuid or str(g.index) for g in c.gpus)
+            c.env["NVIDIA_VISIBLE_DEVICES"] = visible
+            c.env["CUDA_VISIBLE_DEVICES"] = visible
+        if c.task.label(VOLUME_LABEL) == "nvidia_driver":
+            if not os.path.isdir(self.volume):
+                build_driver_volume(self.volume)
+            c.wrap(UNSHARE_MOUNT)
+            src, dst = shlex.quote(self.volume), VOLUME_TARGET
+            c.setup += [f"mkdir -p {dst}", f"mount --bind {src} {dst}", f"mount -o remount,bind,ro {dst}"]
+            c.env_paths.setdefault("PATH", []).append(f"{dst}/bin")
+            c.env_paths.setdefault("LD_LIBRARY_PATH", []).extend([f"{dst}/lib", f"{dst}/lib64"])

@@ -15,7 +15,7 @@ import signal
 from typing import Any
 
 from actors.batch import DURATION_LABEL, EXIT_CODE_LABEL
-from actors.messages import TaskInfo
+from actors.messages import AssignedGpu, ResourceStatistics, TaskInfo
 from actors.ports import ContainerError, ContainerExit, Launched
 
 
@@ -26,7 +26,8 @@ class SimContainerizer:
         self._live: dict[str, int] = {}   # container -> seq of its pending exit (0: none)
         self._seq = 0
 
-    def launch(self, container_id: str, task: TaskInfo, sandbox: str) -> Launched:
+    def launch(self, container_id: str, task: TaskInfo, sandbox: str,
+               gpus: tuple[AssignedGpu, ...] = ()) -> Launched:
         if container_id in self._live:
             raise ContainerError(f"container {container_id} exists already")
         duration_text = task.label(DURATION_LABEL)
@@ -68,6 +69,9 @@ class SimContainerizer:
         if not self._exits:
             return None
         return max(0.0, self._exits[0][0] - self._env._now)
+
+    def usage(self, container_id: str) -> ResourceStatistics | None:
+        return None  # nothing is measured in virtual time: "used" stays the tasks' resources
 
     def output_tail(self, container_id: str, max_bytes: int) -> bytes:
         return b""

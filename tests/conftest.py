@@ -1,5 +1,6 @@
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -8,3 +9,23 @@ settings.register_profile("ci", deadline=None, max_examples=200,
 settings.register_profile("campaign", deadline=None, max_examples=10_000,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_cgroup_left_behind():
+    """Tasks started by the command line use the default cgroups root, ``impresario``:
+    whatever the session creates there must be gone at its end (and the root with it,
+    if the session made it)."""
+    from tests.integration.conftest import _cgroup_dirs_under
+
+    before = set(_cgroup_dirs_under("impresario"))
+    yield
+    after = _cgroup_dirs_under("impresario")
+    new = [d for d in after if d not in before]
+    leaked = [d for d in new if os.path.basename(d) != "impresario"]
+    for d in new:
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+    assert not leaked, f"cgroups left behind under the default root: {leaked}"

@@ -19,7 +19,8 @@ def status_dict(s: M.TaskStatus) -> dict[str, Any]:
     return {"task_id": s.task_id, "state": str(s.state), "reason": str(s.reason) if s.reason else None,
             "message": s.message, "agent_id": s.agent_id, "uuid": s.uuid, "source": str(s.source),
             "data": s.data.decode(errors="replace"),
-            "pid": s.container_status.executor_pid if s.container_status else 0}
+            "pid": s.container_status.executor_pid if s.container_status else 0,
+            "ip_addresses": list(s.container_status.ip_addresses) if s.container_status else []}
 
 
 def offer_dict(o: M.Offer) -> dict[str, Any]:
@@ -57,6 +58,7 @@ class ProbeFramework(Framework):
                            role=spec.get("role", "*"))
         return make_task(spec["task_id"], agent_id, res, command=spec.get("command"),
                          duration=spec.get("duration"), exit_code=spec.get("exit_code"),
+                         labels=tuple(tuple(kv) for kv in spec.get("labels", {}).items()),
                          kill_grace_seconds=spec.get("grace"))
 
     def query(self, what: str, args: dict[str, Any]) -> Any:

@@ -163,3 +163,22 @@ def test_operator_calls_weights_and_quota(run_cli):
         assert state["quotas"]["eng"]["limit"] == {"cpus": 2.0, "mem": 1024.0}
         code, out, err = run_cli("quota", "eng", "--remove", "--master", master)
         assert code == 0 and json.loads(out) == {}
+
+
+def test_execute_reports_a_task_past_its_memory_with_the_memory_reason(run_cli):
+    from tests.integration.conftest import need_controllers
+
+    need_controllers("cpu", "memory", "pids")
+    code, out, err = run_cli("execute", "--local", "--cpus", "0.2", "--mem", "64MiB", "--",
+                             "python3", "-c", "bytearray(256 * 2**20)")
+    assert code == 1, out + err
+    assert "isolation: cgroups/cpu,cgroups/mem,cgroups/pids" in out
+    assert "TASK_FAILED (REASON_CONTAINER_LIMITATION_MEMORY): Memory limit exceeded" in out
+
+
+def test_an_unknown_isolator_is_named_at_start_up(run_cli):
+    code, _out, err = run_cli("agent", "--master", f"127.0.0.1:{_free_port()}",
+                              "--isolation", "cgroups/cpu,cgroups/blkio")
+    assert code == 2 and "unknown isolator 'cgroups/blkio'" in err
+    code, _out, err = run_cli("local", "--isolation", "posix/cpu,gpu/amd")
+    assert code == 2 and "unknown isolator 'gpu/amd'" in err

@@ -7,6 +7,7 @@ import psutil
 import pytest
 
 from tests.harness import RealHarness
+from tests.integration.conftest import gone as _gone
 
 pytestmark = pytest.mark.integration
 
@@ -16,13 +17,6 @@ def real():
     h = RealHarness(agents=1, resources="cpus:2;mem:1024;disk:1024")
     yield h
     h.stop()
-
-
-def _gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def test_a_task_runs_in_its_own_session_and_kill_ends_its_whole_group(real):

@@ -2,51 +2,10 @@
 
 import logging
 import os
-from types import SimpleNamespace
 
 from isolators.discovery import discover_host
 from isolators.gpu import discover_gpus
-
-
-class FakeNVML:
-    """The NVML calls discovery uses, for a machine with ``n`` GPUs (the one stand-in
-    allowed: for hardware that is absent)."""
-
-    def __init__(self, n):
-        self.n = n
-        self.shut = False
-
-    def nvmlInit(self):
-        pass
-
-    def nvmlShutdown(self):
-        self.shut = True
-
-    def nvmlDeviceGetCount(self):
-        return self.n
-
-    def nvmlDeviceGetHandleByIndex(self, i):
-        return i
-
-    def nvmlDeviceGetMinorNumber(self, h):
-        return h
-
-    def nvmlDeviceGetUUID(self, h):
-        return f"GPU-{h:08d}".encode()
-
-    def nvmlDeviceGetName(self, h):
-        return b"Fake H200"
-
-    def nvmlDeviceGetMemoryInfo(self, h):
-        return SimpleNamespace(total=141 * 2**30)
-
-
-class MissingNVML:
-    class NVMLError_LibraryNotFound(Exception):
-        pass
-
-    def nvmlInit(self):
-        raise self.NVMLError_LibraryNotFound("NVML Shared Library Not Found")
+from tests.fakes import FakeNVML, MissingNVML
 
 
 def test_fake_nvml_shows_eight_gpus():

@@ -1,0 +1,51 @@
+"""Which whole GPUs a task gets: the agent's pool of GPU devices (pure logic).
+
+The agent offers ``gpus`` as a number; the devices behind it come from
+discovery (NVML: index, minor number, UUID).  A task asking for N GPUs gets
+the N free devices with the lowest indexes, and gives them back when it
+ends.  The containerizer isolates what was assigned: the device cgroup grants
+those minors only, and the task sees them in ``NVIDIA_VISIBLE_DEVICES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .messages import AssignedGpu
+
+Key = tuple[str, str]   # (framework id, task id)
+
+
+class GpuPool:
+    def __init__(self, devices: Iterable[Mapping[str, Any]]) -> None:
+        self.devices = {int(d["index"]): (int(d["minor"]), str(d.get("uuid", ""))) for d in devices}
+        self.free = sorted(self.devices)
+        self.held: dict[Key, list[int]] = {}
+
+    @classmethod
+    def unbacked(cls, n: int) -> GpuPool:
+        """``n`` GPUs declared (``--resources gpus:N``) with no device discovered behind them."""
+        return cls({"index": i, "minor": i, "uuid": ""} for i in range(n))
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    def take(self, framework_id: str, task_id: str, n: int) -> tuple[AssignedGpu, ...] | None:
+        """Assign ``n`` GPUs to the task, or None if fewer are free (nothing changes then)."""
+        key = (framework_id, task_id)
+        if n <= 0 or key in self.held:
+            return () if n <= 0 else None
+        if len(self.free) < n:
+            return None
+        taken, self.free = self.free[:n], self.free[n:]
+        self.held[key] = taken
+        return tuple(AssignedGpu(task_id, i, *self.devices[i]) for i in taken)
+
+    def give_back(self, framework_id: str, task_id: str) -> None:
+        taken = self.held.pop((framework_id, task_id), None)
+        if taken:
+            self.free = sorted(self.free + taken)
+
+    def view(self) -> dict[str, Any]:
+        return {"free": list(self.free), "held": {f"{f}/{t}": v for (f, t), v in sorted(self.held.items())}}

@@ -1,0 +1,413 @@
+"""The containerizer of a real host: a task is a process, isolated by the isolators named
+in the agent's ``--isolation`` list.
+
+Launching, as Mesos' containerizer does:
+
+1. every isolator **prepares** the container (cgroups created and limited, a
+   network namespace joined to its network, device rules, environment);
+2. the process starts in a session of its own, through the namespace
+   wrappers the isolators asked for (``nsenter --net=...``), and waits at a
+   gate - a shell that reads one line from a pipe before it ``exec``\\ s the
+   task;
+3. every isolator **isolates** the waiting process (it is put into its
+   cgroups, device rules applied, rlimits set);
+4. the gate opens: the task runs, already inside everything.
+
+If any step fails, what was prepared is cleaned up and the launch fails
+with a clear reason.  While the container runs, :meth:`reap` polls the
+isolators' ``watch``: a limitation (an OOM kill, a refused fork) kills the
+whole container and its exit carries the limitation's reason.  A kill sends
+SIGTERM to every process of the container (every process of its cgroup
+where cgroups are on, else its process group and descendants), then SIGKILL
+after the executor's grace; :meth:`destroy` kills what is left, waits for it,
+and cleans up every isolator (cgroups removed, CNI DEL, namespace deleted).
+
+Isolators are composed by name from :data:`ISOLATORS`; an unknown name is
+refused at start-up with a message naming it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import psutil
+
+from actors.messages import AssignedGpu, ResourceStatistics, TaskInfo
+from actors.ports import ContainerError, ContainerExit, Launched
+
+from .cgroups import CgroupsIsolator, Hierarchies, IsolationError, detect
+from .cni import CniIsolator
+from .gpu import NvidiaGpuIsolator
+from .isolator import Container, Isolator, Limitation
+from .limits import private_dev_setup
+from .posix import PosixCpu, PosixMem, PosixRlimits
+
+log = logging.getLogger("impresario.containerizer")
+
+FAST_POLL = 0.05
+SLOW_POLL = 1.0
+SHUTDOWN_GRACE = 2.0
+GATE_STATUS = 125   # the gate's exit status when it was never opened
+
+#: Names an ``--isolation`` list may hold, in the order their isolators run.
+ISOLATORS = ("cgroups/cpu", "cgroups/mem", "cgroups/pids", "cgroups/devices", "gpu/nvidia", "network/cni",
+             "posix/cpu", "posix/mem", "posix/rlimits")
+ALIASES = {
+    "cgroups": ("cgroups/cpu", "cgroups/mem", "cgroups/pids"),
+    "posix": ("posix/cpu", "posix/mem", "posix/rlimits"),
+}
+#: An isolator that needs another: the GPU isolator grants devices through cgroups/devices.
+IMPLIES = {"gpu/nvidia": ("cgroups/devices",)}
+CGROUPS_DEFAULT = ALIASES["cgroups"]
+POSIX_DEFAULT = ALIASES["posix"]
+
+
+# --------------------------------------------------------------------------- isolation lists
+
+
+def parse_isolation(spec: str | Iterable[str]) -> list[str]:
+    """``"cgroups/cpu,cgroups/mem"`` (or a list) -> names in run order; loud on unknown names."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names: list[str] = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        expanded = ALIASES.get(item, (item,))
+        for name in expanded:
+            if name not in ISOLATORS:
+                raise IsolationError(f"unknown isolator {name!r} in --isolation (known: "
+                                     f"{', '.join(ISOLATORS)}; or {', '.join(sorted(ALIASES))})")
+            names.append(name)
+            names.extend(IMPLIES.get(name, ()))
+    if not names:
+        raise IsolationError("--isolation names no isolator")
+    return [n for n in ISOLATORS if n in set(names)]
+
+
+def default_isolation(h: Hierarchies | None = None) -> tuple[list[str], str]:
+    """cgroups cpu, mem and pids where this process is root and the host has them, else
+    posix; with the reason, for the log."""
+    if os.geteuid() != 0:
+        return list(POSIX_DEFAULT), "not running as root, so no cgroups"
+    h = h or detect()
+    missing = [ctl for ctl in ("cpu", "memory", "pids") if h.version_of(ctl) is None]
+    if missing:
+        return list(POSIX_DEFAULT), f"no cgroup hierarchy holds {', '.join(missing)} ({h.describe()})"
+    return list(CGROUPS_DEFAULT), f"root, cgroups available ({h.describe()})"
+
+
+def describe_isolation(names: list[str]) -> str:
+    """One plain line for the log: what is isolated, and what is not."""
+    text = ",".join(names)
+    if not any(n.startswith("cgroups/") for n in names):
+        text += (" (the POSIX fallback: CPU is not limited, memory is enforced only by polling the task's "
+                 "processes, rlimits cap its data segment; no device, process-count or network isolation)")
+    return text
+
+
+def isolation_names(opts: dict[str, Any]) -> list[str]:
+    spec = opts.get("isolation")
+    return parse_isolation(spec) if spec else default_isolation()[0]
+
+
+def build_isolators(opts: dict[str, Any], hierarchies: Hierarchies | None = None) -> list[Isolator]:
+    """The isolators an ``isolation`` list names, configured from the containerizer options."""
+    names = isolation_names(opts)
+    out: list[Isolator] = []
+    subsystems = [n.split("/", 1)[1] for n in names if n.startswith("cgroups/")]
+    if subsystems:
+        out.append(CgroupsIsolator(
+            subsystems, hierarchies or detect(), root=str(opts.get("cgroups_root", "impresario")),
+            cfs_quota=bool(opts.get("cfs_quota", True)), limit_swap=bool(opts.get("limit_swap", True)),
+            pids_max=int(opts.get("pids_max", 1024)), devices_backend=str(opts.get("devices_backend", "auto"))))
+    factories: dict[str, Callable[[dict[str, Any]], Isolator]] = {
+        "gpu/nvidia": NvidiaGpuIsolator, "network/cni": CniIsolator,
+        "posix/cpu": PosixCpu, "posix/mem": PosixMem, "posix/rlimits": PosixRlimits,
+    }
+    out.extend(factories[n](opts) for n in names if n in factories)
+    return out
+
+
+# --------------------------------------------------------------------------- the containerizer
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def safe_name(text: str) -> str:
+    name = _SAFE.sub("_", text)
+    return name if name.strip(".") else "_"
+
+
+def gate_script(setup: list[str], exec_wrappers: Iterable[list[str]] = ()) -> str:
+    """The shell that holds a new process until its isolation is in place, runs the setup
+    commands (in the task's namespaces), then execs the task."""
+    lines = ['read -r gate || exit 125', '[ "$gate" = go ] || exit 125']
+    lines += [f'{cmd} || {{ echo "impresario: container setup failed: {cmd}" >&2; exit 125; }}'
+              for cmd in setup]
+    prefix = "".join(shlex.join(w) + " " for w in exec_wrappers)
+    lines.append(f'exec {prefix}"$@" </dev/null')
+    return "\n".join(lines)
+
+
+@dataclass
+class _Running:
+    c: Container
+    proc: subprocess.Popen[bytes]
+    files: list[IO[bytes]] = field(default_factory=list)
+    poll: float = FAST_POLL
+    limitation: Limitation | None = None
+    reported: bool = False
+
+
+class Containerizer:
+    """The ``containerizer`` port of an executor on a real host."""
+
+    def __init__(self, actor: Any, settings: dict[str, Any]) -> None:
+        opts = settings.get("containerizer") or {}
+        if not isinstance(opts, dict):
+            raise IsolationError("the containerizer setting must be a map")
+        self.agent_id = str(settings.get("agent_id") or "agent")
+        self.parent = str(settings.get("container_id") or "")
+        self.isolators = build_isolators(opts)
+        self.running: dict[str, _Running] = {}
+
+    # ------------------------------------------------------------------ launching
+
+    def _path(self, container_id: str) -> tuple[str, ...]:
+        if self.parent and container_id.startswith(self.parent + "."):
+            return safe_name(self.agent_id), safe_name(self.parent), safe_name(container_id)
+        return safe_name(self.agent_id), safe_name(container_id)
+
+    def launch(self, container_id: str, task: TaskInfo, sandbox: str,
+               gpus: tuple[AssignedGpu, ...] = ()) -> Launched:
+        if container_id in self.running:
+            raise ContainerError(f"container {container_id} exists already")
+        argv = _argv(task)
+        try:
+            os.makedirs(sandbox, exist_ok=True)
+            files: list[IO[bytes]] = [open(os.path.join(sandbox, "stdout"), "ab"),
+                                      open(os.path.join(sandbox, "stderr"), "ab")]
+        except OSError as e:
+            raise ContainerError(f"cannot create the sandbox {sandbox}: {e.strerror or e}") from None
+        c = Container(container_id, self._path(container_id), task, sandbox,
+                      tuple(g for g in gpus if g.task_id == task.task_id))
+        prepared: list[Isolator] = []
+        proc = None
+        try:
+            for iso in self.isolators:
+                prepared.append(iso)
+                iso.prepare(c)
+            env = _environment(task, container_id, sandbox, c)
+            if not task.command or not task.command.shell:
+                _check_program(argv[0], env["PATH"])
+            wrappers = [arg for w in c.wrappers for arg in w]
+            setup = c.setup + (private_dev_setup(c.devices) if c.private_dev else [])
+            gate = gate_script(setup, c.exec_wrappers)
+            try:
+                proc = subprocess.Popen([*wrappers, "/bin/sh", "-c", gate, "impresario-gate",
+                                         *argv], cwd=sandbox, env=env, stdin=subprocess.PIPE,
+                                        stdout=files[0], stderr=files[1], start_new_session=True,
+                                        close_fds=True)
+            except OSError as e:
+                raise ContainerError(f"cannot start {argv[0]!r}: {e.strerror or e}") from None
+            c.pid = proc.pid
+            for iso in self.isolators:
+                iso.isolate(c, proc.pid)
+        except BaseException as e:
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+            self._cleanup(c, prepared)
+            for f in files:
+                f.close()
+            if isinstance(e, OSError):
+                raise ContainerError(f"cannot isolate container {container_id}: {e}") from None
+            raise
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(b"go\n")
+            proc.stdin.close()
+        self.running[container_id] = _Running(c, proc, files)
+        return Launched(pid=proc.pid, ip_addresses=tuple(c.ip_addresses))
+
+    # ------------------------------------------------------------------ watching
+
+    def _watch(self, r: _Running) -> Limitation | None:
+        for iso in self.isolators:
+            lim = iso.watch(r.c)
+            if lim is not None:
+                return lim
+        return None
+
+    def reap(self) -> list[ContainerExit]:
+        out = []
+        for cid in sorted(self.running):
+            r = self.running[cid]
+            if r.reported:
+                continue
+            if r.limitation is None:
+                r.limitation = self._watch(r)
+                if r.limitation is not None:
+                    log.info("container %s: %s", cid, r.limitation.message)
+                    self._signal(r, signal.SIGKILL)
+                    r.poll = FAST_POLL
+            rc = r.proc.poll()
+            if rc is None:
+                r.poll = min(SLOW_POLL, r.poll * 1.25)
+                continue
+            if r.limitation is None:
+                # What the main process left behind goes now (destroy would end it anyway), so
+                # that a limit it broke meanwhile is known before the exit is judged.
+                self._signal(r, signal.SIGKILL)
+                r.limitation = self._watch(r)
+            r.reported = True
+            lim = r.limitation
+            out.append(ContainerExit(cid, rc, lim.reason, lim.message) if lim else ContainerExit(cid, rc))
+        return out
+
+    def next_check(self) -> float | None:
+        live = [r.poll for r in self.running.values() if not r.reported]
+        return min(live) if live else None
+
+    def usage(self, container_id: str) -> ResourceStatistics | None:
+        r = self.running.get(container_id)
+        if r is None or r.reported:
+            return None
+        stats: dict[str, float] = {}
+        for iso in self.isolators:
+            iso.usage(r.c, stats)
+        if not stats:
+            return None
+        values: dict[str, Any] = {k: (int(v) if k in _COUNTS else float(v)) for k, v in stats.items()}
+        return ResourceStatistics(time.time(), **values)
+
+    # ------------------------------------------------------------------ ending
+
+    def _signal(self, r: _Running, sig: int) -> None:
+        for iso in self.isolators:
+            if iso.signal(r.c, sig):
+                return
+        _signal_tree(r.proc.pid, sig)
+
+    def kill(self, container_id: str, hard: bool = False) -> None:
+        r = self.running.get(container_id)
+        if r is None or r.proc.returncode is not None:
+            return
+        self._signal(r, signal.SIGKILL if hard else signal.SIGTERM)
+        r.poll = FAST_POLL
+
+    def _cleanup(self, c: Container, isolators: list[Isolator]) -> None:
+        for iso in reversed(isolators):
+            try:
+                iso.cleanup(c)
+            except Exception as e:  # cleanup must go on with the others
+                log.error("container %s: %s cleanup failed: %s", c.id, iso.name, e)
+
+    def destroy(self, container_id: str) -> None:
+        r = self.running.pop(container_id, None)
+        if r is None:
+            return
+        # The main process is gone; anything it left behind goes too.
+        self._signal(r, signal.SIGKILL)
+        if r.proc.returncode is None:
+            try:
+                r.proc.wait(timeout=SHUTDOWN_GRACE)
+            except subprocess.TimeoutExpired:
+                pass
+        self._cleanup(r.c, self.isolators)
+        for f in r.files:
+            f.close()
+
+    def shutdown(self) -> None:
+        live = [r for r in self.running.values() if r.proc.returncode is None]
+        for r in live:
+            self._signal(r, signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for r in live:
+            try:
+                r.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for cid in list(self.running):
+            self.destroy(cid)
+
+    def output_tail(self, container_id: str, max_bytes: int) -> bytes:
+        r = self.running.get(container_id)
+        if r is None or max_bytes <= 0:
+            return b""
+        for f in r.files:
+            f.flush()
+        try:
+            with open(os.path.join(r.c.sandbox, "stdout"), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - max_bytes))
+                return f.read()
+        except OSError:
+            return b""
+
+
+_COUNTS = frozenset({"cpus_nr_periods", "cpus_nr_throttled", "mem_rss_bytes", "mem_total_bytes",
+                     "mem_limit_bytes", "processes"})
+
+
+def _argv(task: TaskInfo) -> list[str]:
+    cmd = task.command
+    if cmd is None:
+        raise ContainerError(f"task {task.task_id} has no command")
+    if cmd.user and cmd.user != pwd.getpwuid(os.getuid()).pw_name:
+        raise ContainerError(f"running tasks as user {cmd.user!r} is not supported by this containerizer")
+    if cmd.shell:
+        return ["/bin/sh", "-c", cmd.value]
+    if not cmd.value:
+        raise ContainerError(f"task {task.task_id}: an empty command")
+    # The gate execs the program by name: argv[0] is the program itself.
+    return [cmd.value, *cmd.arguments[1:]]
+
+
+def _check_program(program: str, path: str) -> None:
+    if shutil.which(program, path=path) is None:
+        raise ContainerError(f"cannot start {program!r}: No such file or directory")
+
+
+def _environment(task: TaskInfo, container_id: str, sandbox: str, c: Container) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": sandbox,
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "IMPRESARIO_SANDBOX": sandbox,
+        "MESOS_SANDBOX": sandbox,
+        "IMPRESARIO_TASK_ID": task.task_id,
+        "IMPRESARIO_CONTAINER_ID": container_id,
+    }
+    if task.command is not None:
+        env.update(dict(task.command.environment))
+    env.update(c.env)
+    for name, dirs in c.env_paths.items():
+        env[name] = ":".join([p for p in (env.get(name, ""),) if p] + dirs)
+    return env
+
+
+def _signal_tree(pid: int, sig: int) -> None:
+    """Without cgroups: the process group of the task, and its descendants elsewhere."""
+    try:
+        descendants = psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+    for p in descendants:
+        with contextlib.suppress(psutil.Error):
+            p.send_signal(sig)
