@@ -27,6 +27,7 @@ from thespian.actors import ActorAddress, ActorExitRequest
 
 from . import messages as M
 from .base import ConfigError, KernelActor, handles, setting
+from .codec import encode
 from .gpus import GpuPool
 from .messages import Reason, Source, TaskState
 from .ports import Discovered
@@ -78,6 +79,9 @@ class Agent(KernelActor):
         self.exec_by_addr: dict[str, tuple[str, str]] = {}
         self.streams: dict[tuple[str, str], Stream] = {}
         self._register_attempts = 0
+        self._pong_for: str | None = None
+        self._pong_bytes = b""
+        self.task_index: set[tuple[str, str]] = set()   # (framework, task) of every task here
         self._next_container = 0
         self._next_update = 0
         self.retry_min = RETRY_MIN
@@ -212,7 +216,9 @@ class Agent(KernelActor):
     @handles(M.Ping)
     def _ping(self, m: M.Ping, sender: ActorAddress) -> None:
         if self._from_master(sender, "Ping"):
-            self.tell(sender, M.Pong(self.agent_id))
+            if self._pong_for != self.agent_id:
+                self._pong_for, self._pong_bytes = self.agent_id, encode(M.Pong(self.agent_id))
+            self.tell_encoded(sender, self._pong_bytes)
 
     # ------------------------------------------------------------------ launching
 
@@ -230,7 +236,7 @@ class Agent(KernelActor):
             if t.agent_id != self.agent_id:
                 self.drop(f"{what}: task {t.task_id} is for agent {t.agent_id}", sender)
                 return False
-            if any(t.task_id in e.tasks for (fid, _), e in self.executors.items() if fid == framework.id):
+            if (framework.id, t.task_id) in self.task_index:
                 self.drop(f"{what}: task {t.task_id} is already here", sender)
                 return False
         return True
@@ -244,8 +250,9 @@ class Agent(KernelActor):
         self.executors[(fid, info.executor_id)] = rec
         self.exec_by_addr[text] = (fid, info.executor_id)
         settings = dict(self.executor_settings)
+        # Only a refused configuration is answered: the executor's ExecSubscribe says it is up.
         settings.update(framework_id=fid, executor_id=info.executor_id, agent_id=self.agent_id,
-                        container_id=container_id)
+                        container_id=container_id, acknowledge_configuration=False)
         ports = tuple((n, p) for n, p in self.port_paths if n in ("clock", "addresses")) + self.executor_ports
         self.tell(addr, M.Configure("executor", f"{self.agent_id}/{fid}/{info.executor_id}", settings, ports))
         return rec
@@ -268,6 +275,7 @@ class Agent(KernelActor):
         rec = self._start_executor(fid, info, COMMAND_EXECUTOR)
         rec.tasks[task.task_id] = task
         rec.states[task.task_id] = TS.TASK_STAGING
+        self.task_index.add((fid, task.task_id))
         self.tell(rec.address, M.ExecLaunch(task, gpus))
 
     def _take_gpus(self, fid: str, tasks: tuple[M.TaskInfo, ...], executor_id: str) -> tuple[M.AssignedGpu, ...] | None:
@@ -310,6 +318,7 @@ class Agent(KernelActor):
         for task in m.task_group:
             rec.tasks[task.task_id] = task
             rec.states[task.task_id] = TS.TASK_STAGING
+            self.task_index.add((fid, task.task_id))
         self.tell(rec.address, M.ExecLaunchGroup(m.executor, m.task_group, gpus))
 
     @handles(M.KillTask)
@@ -387,9 +396,15 @@ class Agent(KernelActor):
     @handles(M.ExecSubscribe)
     def _exec_subscribe(self, m: M.ExecSubscribe, sender: ActorAddress) -> None:
         rec = self._executor_from(sender, "ExecSubscribe", (m.framework_id, m.executor_id))
-        if rec is not None:
-            rec.subscribed = True
+        if rec is None:
+            return
+        rec.subscribed = True
+        if m.unacknowledged_updates:
+            # A re-subscription (after an agent restart) carries what the agent had not
+            # taken in charge; it is answered, and the updates go on as if just sent.
             self.tell(sender, M.ExecSubscribed(rec.framework_id, rec.info.executor_id, self.agent_id))
+            for status in m.unacknowledged_updates:
+                self._exec_update(M.ExecUpdate(status), sender)
 
     @handles(M.ExecUpdate)
     def _exec_update(self, m: M.ExecUpdate, sender: ActorAddress) -> None:
@@ -466,6 +481,8 @@ class Agent(KernelActor):
         if key is None:
             return
         rec = self.executors.pop(key)
+        for tid in rec.tasks:
+            self.task_index.discard((rec.framework_id, tid))
         for text in [t for t, k in self.exec_by_addr.items() if k == key]:
             del self.exec_by_addr[text]
         abnormal = False

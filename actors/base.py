@@ -183,6 +183,11 @@ class KernelActor(Actor):
         self.sent += 1
         self._myRef.actor_send(addr, encode(msg))
 
+    def tell_encoded(self, addr: ActorAddress, data: bytes) -> None:
+        """Send bytes encoded once for many sends (a message that does not change)."""
+        self.sent += 1
+        self._myRef.actor_send(addr, data)
+
     def reply_error(self, addr: ActorAddress, call: str, message: str, fatal: bool = False) -> None:
         self.stats["errors_replied"] += 1
         self.tell(addr, M.Error(message=message, call=call, fatal=fatal))
@@ -256,7 +261,8 @@ class KernelActor(Actor):
             self.tell(sender, M.Configured(self.component, m.name, error=str(e)))
             return
         self.configured = True
-        self.tell(sender, M.Configured(self.component, self.name))
+        if settings.get("acknowledge_configuration", True):
+            self.tell(sender, M.Configured(self.component, self.name))
         self.started()
 
     def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:

@@ -219,8 +219,35 @@ def peek_tag(data: bytes) -> int | None:
     return None
 
 
+#: Small messages that repeat byte for byte (pings, pongs, heartbeats) are decoded once:
+#: a message value is immutable, so the same bytes can give the same value.
+_MEMO: dict[bytes, Any] = {}
+_MEMO_TAGS: set[int] = set()
+MEMO_MAX_BYTES = 64
+MEMO_MAX_ENTRIES = 200_000
+
+
+def memoize(*classes: type) -> None:
+    """Decode these message types once per distinct (small) byte string."""
+    for cls in classes:
+        _MEMO_TAGS.add(_MSG_TAGS[cls])
+
+
 def decode(data: bytes) -> Any:
     """Validate and rebuild a message from wire bytes; raises only :class:`CodecError`."""
+    if type(data) is bytes and len(data) <= MEMO_MAX_BYTES:
+        hit = _MEMO.get(data)
+        if hit is not None:
+            return hit
+        if peek_tag(data) in _MEMO_TAGS:
+            value = _decode(data)
+            if len(_MEMO) < MEMO_MAX_ENTRIES:
+                _MEMO[data] = value
+            return value
+    return _decode(data)
+
+
+def _decode(data: bytes) -> Any:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     if len(data) > MAX_MESSAGE_BYTES:

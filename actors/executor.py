@@ -85,19 +85,20 @@ class Executor(KernelActor):
 
     def started(self) -> None:
         assert self.agent is not None
-        self.tell(self.agent, M.ExecSubscribe(self.framework_id, self.executor_id))
+        self.subscribe()
         if self.usage_interval > 0:
             self.set_timer("usage", self.usage_interval)
 
+    def subscribe(self) -> None:
+        """(Re)subscribe to the agent, carrying the updates it has not taken in charge."""
+        assert self.agent is not None
+        self._subscriptions += 1
+        self.tell(self.agent, M.ExecSubscribe(self.framework_id, self.executor_id,
+                                              tuple(self.unacked[u] for u in sorted(self.unacked))))
+
     @handles(M.ExecSubscribed)
     def _subscribed(self, m: M.ExecSubscribed, sender: ActorAddress) -> None:
-        if self._subscriptions:
-            # A re-subscription (after an agent restart): re-send what the agent has
-            # not taken in charge yet.
-            for uuid in sorted(self.unacked):
-                assert self.agent is not None
-                self.tell(self.agent, M.ExecUpdate(self.unacked[uuid]))
-        self._subscriptions += 1
+        self.stats["resubscribed"] += 1
 
     def sandbox(self, container_id: str) -> str:
         return (f"{self.work_dir}/frameworks/{self.framework_id}/executors/{self.executor_id}"

@@ -22,6 +22,7 @@ from thespian.actors import ActorAddress
 from . import messages as M
 from .accounting import RoleLedger
 from .base import ConfigError, KernelActor, handles, setting
+from .codec import encode
 from .messages import Capability, Reason, Source, TaskState
 from .quota import Quota, QuotaError, amounts, validate
 from .quota import from_wire as quota_from_wire
@@ -140,6 +141,8 @@ class Master(KernelActor):
         self.heartbeat_interval = 15.0
         self.max_completed = 1000
         self.started_at = 0.0
+        self._ping_bytes = b""
+        self._heartbeat_bytes = b""
         self.counters: dict[str, int] = {
             "offers_sent": 0, "offers_accepted": 0, "offers_declined": 0, "offers_rescinded": 0,
             "tasks_launched": 0, "tasks_refused": 0, "status_updates": 0,
@@ -167,6 +170,8 @@ class Master(KernelActor):
             raise ConfigError(f"quotas: {e}") from None
 
     def started(self) -> None:
+        self._ping_bytes = encode(M.Ping(self.master_id, True))
+        self._heartbeat_bytes = encode(M.Heartbeat())
         self.started_at = self.now()
         self.ledger = RoleLedger(self.started_at)
         self.set_timer("heartbeat", self.heartbeat_interval)
@@ -291,7 +296,7 @@ class Master(KernelActor):
                     self._mark_unreachable(rec, f"agent {agent_id} missed {rec.missed_pings} pings")
                     continue
             rec.pong_pending = True
-            self.tell(rec.address, M.Ping(self.master_id, True))
+            self.tell_encoded(rec.address, self._ping_bytes)
             q.append((now + self.ping_interval, agent_id))
         if q:
             self.set_timer("ping", max(0.0, q[0][0] - now))
@@ -455,11 +460,10 @@ class Master(KernelActor):
         self._to_allocator(M.AllocRemoveFramework(fw.id))
 
     def timer_heartbeat(self) -> None:
-        beat = M.Heartbeat()
         for fid in sorted(self.frameworks):
             fw = self.frameworks[fid]
             if fw.connected and fw.address is not None:
-                self.tell(fw.address, beat)
+                self.tell_encoded(fw.address, self._heartbeat_bytes)
         self.set_timer("heartbeat", self.heartbeat_interval)
 
     # ------------------------------------------------------------------ offers

@@ -24,7 +24,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Union
 
-from .codec import Count, Id, Json, OptId, Role, Seconds, message, union_member, value
+from .codec import Count, Id, Json, OptId, Role, Seconds, memoize, message, union_member, value
 from .resources import EMPTY, Resources
 
 Labels = tuple[tuple[str, str], ...]
@@ -885,3 +885,7 @@ class UpdateQuota:
     role: Role
     guarantee: tuple[tuple[str, Count], ...] = ()
     limit: tuple[tuple[str, Count], ...] = ()
+
+
+# The health checks and heartbeats repeat byte for byte: decode each distinct one once.
+memoize(Ping, Pong, Heartbeat)

@@ -72,6 +72,20 @@ class _Event:
         self.msg = msg
 
 
+class _Delivery:
+    """The event of one delivered message.  Its callback list is shared by every
+    delivery (``Environment.step`` only reads it), which saves a list per message."""
+
+    __slots__ = ("_ok", "callbacks", "msg", "sender", "target")
+
+    def __init__(self, callbacks: list[Any], target: SimRef, sender: Any, msg: Any) -> None:
+        self.callbacks = callbacks
+        self._ok = True
+        self.target = target
+        self.sender = sender
+        self.msg = msg
+
+
 class SimRef:
     """The stand-in for Thespian's per-actor system reference."""
 
@@ -181,6 +195,7 @@ class SimHost:
         self._seq = 0
         self._stopped = False
         self._outbox: list[tuple[str, Any, Any, Any]] | None = None  # sends of the handler running
+        self._deliver_cbs = [self._deliver]
         self.inbox = Inbox()
         self.inbox_ref = self._register("harness", self.inbox, None, None, 0)
         self.events = 0
@@ -238,7 +253,7 @@ class SimHost:
         if self._outbox is not None and src is not self.inbox_ref:
             self._outbox.append(("send", src, target, msg))  # leaves when the handler ends
             return
-        ref = self.refs.get(target.addressDetails)
+        ref = self.refs.get(target._aaddr)   # the address's name (ActorAddress.addressDetails)
         if ref is None or not ref.alive:
             self.dead_letters += 1
             return
@@ -260,7 +275,7 @@ class SimHost:
             self._last_delivery[key] = at
         # env.schedule, inlined: this is the hottest line of a simulation.
         queue: list[Any] = env._queue
-        heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Event(self._deliver, ref, src, msg)))
+        heappush(queue, (env._now + delay, NORMAL, next(env._eid), _Delivery(self._deliver_cbs, ref, src, msg)))
 
     def tell_at(self, at: float, target: ActorAddress, msg: Any) -> None:
         """Send ``msg`` from the harness at virtual time ``at`` (an operator call)."""

@@ -268,7 +268,7 @@ class SimCluster:
                            f"running {r['tasks_running']}, pending {r['tasks_pending']}  ")
             progress.flush()
 
-        host.run(until=sc.until, stop_when=all_done if fws else None,
+        host.run(until=sc.until, stop_when=all_done if fws else None, check_every=256,
                  progress=show if progress is not None else None)
         if progress is not None:
             show()
