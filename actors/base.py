@@ -64,8 +64,15 @@ def handles(*types: type) -> Callable[[H], H]:
     return mark
 
 
+_LOADED: dict[str, Any] = {}
+
+
 def load_object(path: str) -> Any:
-    """Import ``"package.module:name"`` (or ``"package.module.name"``)."""
+    """Import ``"package.module:name"`` (or ``"package.module.name"``); each path once."""
+    if type(path) is str:
+        hit = _LOADED.get(path)
+        if hit is not None:
+            return hit
     if not isinstance(path, str) or not path:
         raise ConfigError(f"not a dotted path: {path!r}")
     if ":" in path:
@@ -84,6 +91,7 @@ def load_object(path: str) -> Any:
             obj = getattr(obj, part)
         except AttributeError:
             raise ConfigError(f"{mod_name!r} has no attribute {attr!r}") from None
+    _LOADED[path] = obj
     return obj
 
 
@@ -119,7 +127,8 @@ class KernelActor(Actor):
         self.sent = 0
         self.drops: Counter[str] = Counter()
         self.log = logging.getLogger(f"impresario.{self.component}")
-        self.rng = random.Random(0)
+        self._rng: random.Random | None = None
+        self._rng_seed: str | int = 0
         self._clock: Callable[[], float] = _unconfigured_clock
         self._timers: dict[str, int] = {}
         self._timer_seq = 0
@@ -133,6 +142,15 @@ class KernelActor(Actor):
                 for t in getattr(attr, "_handles", ()):
                     table[t] = attr
         cls._handlers = table
+
+    @property
+    def rng(self) -> random.Random:
+        """This actor's random stream, seeded by the scenario seed and the actor's name
+        (made on first use: most executors never draw from it)."""
+        r = self._rng
+        if r is None:
+            r = self._rng = random.Random(self._rng_seed)
+        return r
 
     # ------------------------------------------------------------------ the door
 
@@ -243,7 +261,7 @@ class KernelActor(Actor):
             self.name = m.name
             self.settings = settings
             seed = settings.get("seed", 0)
-            self.rng = random.Random(f"{seed}:{m.name}")
+            self._rng, self._rng_seed = None, f"{seed}:{m.name}"
             ports: dict[str, Any] = {}
             for port_name, path in m.ports:
                 factory = load_object(path)

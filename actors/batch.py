@@ -250,6 +250,7 @@ class BatchFramework(Framework):
         self.teardown_when_done = False
         self.total_tasks = 0
         self.stop_services_at: float | None = None
+        self._services_stopped = False
         self.services: dict[str, str] = {}     # running service task -> agent
         self.trace = False
         self._specs: list[tuple[Shape, list[str], Arrival, float]] = []
@@ -275,6 +276,8 @@ class BatchFramework(Framework):
         self.teardown_when_done = bool(settings.get("teardown_when_done", False))
         self.keep_results = bool(settings.get("keep_results", False))
         stop = settings.get("stop_services_at")
+        if stop is not None and (isinstance(stop, bool) or not isinstance(stop, int | float) or stop < 0):
+            raise ConfigError(f"stop_services_at: seconds (a number, at least 0), got {stop!r}")
         self.stop_services_at = float(stop) if stop is not None else None
         self.trace = bool(settings.get("trace"))
         if self.trace and "workload" not in self.ports:
@@ -345,14 +348,23 @@ class BatchFramework(Framework):
         now = self.now()
         arrivals = self._arrivals
         added = False
+        killed = False
         while arrivals and arrivals[0][0] <= now + 1e-9:
             _, _, p = heapq.heappop(arrivals)
-            self._enqueue(p, now)
-            added = True
+            if p.shape.service and self._services_stopped:
+                # A service due after the services were stopped: it ends as it arrives.
+                self.tracker.submit(p.task_id, now)
+                self.tracker.update(p.task_id, TS.TASK_KILLED, now)
+                killed = True
+            else:
+                self._enqueue(p, now)
+                added = True
             if self._stream is not None:
                 self._pull_stream()
         if arrivals:
             self.set_timer("arrive", max(0.0, arrivals[0][0] - now))
+        if killed:
+            self._check_done()
         if added:
             if self.offers:
                 # Launch into the offers held for this, after a short batching window.
@@ -369,6 +381,10 @@ class BatchFramework(Framework):
         self._release()
 
     def timer_hold(self) -> None:
+        if self._arrivals and self._arrivals[0][0] <= self.now() + 1e-9:
+            # The next arrival is due: its own timer may land a rounding error later, and
+            # holding "until it arrives" would re-arm this timer at 0 s for ever.
+            self._submit_due()
         self._release()
 
     def _enqueue(self, p: Pending, now: float) -> None:
@@ -378,6 +394,7 @@ class BatchFramework(Framework):
 
     def timer_stop_services(self) -> None:
         self.stop_services_at = None
+        self._services_stopped = True
         for tid in sorted(self.services):
             self.kill(tid, self.services[tid])
         for q in self.queues.values():

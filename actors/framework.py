@@ -60,6 +60,7 @@ class TaskTracker:
         self.submitted_at: dict[str, float] = {}
         self.state: dict[str, TaskState] = {}     # every task launched (or heard of)
         self.running_at: dict[str, float] = {}
+        self.ended_at: dict[str, float] = {}      # tasks that ran, when they ended
         self.terminal = 0
         self.counts: dict[str, int] = dict.fromkeys(
             ["tasks_finished", "tasks_failed", "tasks_killed", "tasks_error", "tasks_lost"], 0)
@@ -83,6 +84,8 @@ class TaskTracker:
         if state.terminal:
             self.terminal += 1
             self.counts[self.BUCKETS[state]] += 1
+            if task_id in self.running_at:
+                self.ended_at[task_id] = now
             return True
         return False
 
@@ -108,6 +111,22 @@ class TaskTracker:
             "p99": percentile(lat, 99), "max": lat[-1] if lat else None,
         }
         return out
+
+
+def peak_running(trackers: Sequence[TaskTracker]) -> tuple[int, float | None]:
+    """The most tasks RUNNING at one instant across ``trackers``, and the first
+    instant it was reached (exact, from every task's RUNNING and terminal times)."""
+    events: list[tuple[float, int]] = []
+    for tr in trackers:
+        events.extend((t, 1) for t in tr.running_at.values())
+        events.extend((t, -1) for t in tr.ended_at.values())
+    events.sort()   # at one instant, ends (-1) before starts (+1): a hand-over is not overlap
+    best, at, n = 0, None, 0
+    for t, d in events:
+        n += d
+        if n > best:
+            best, at = n, t
+    return best, at
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:

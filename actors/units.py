@@ -3,7 +3,7 @@
 Sizes: ``64MiB``, ``2GiB``, ``1TiB``, decimal ``512MB``, ``1.5GB``; a bare number
 means MiB, as in Mesos.  Results are in MiB (floats where not whole).
 
-Durations: a number with ``ms``, ``s``, ``m``, ``h`` or ``d``; a bare number
+Durations: a number with ``us``, ``ms``, ``s``, ``m``, ``h`` or ``d``; a bare number
 means seconds.  Distributions (``exp(60s)``, ``uniform(10s,120s)``) are parsed
 by :func:`parse_distribution` into a small value that samples with a given RNG.
 """
@@ -28,7 +28,7 @@ _SIZE_UNITS = {
 }
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-zA-Z]*)\s*$")
 
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION_UNITS = {"us": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*([a-z]*)\s*$")
 
 
@@ -74,7 +74,7 @@ def parse_duration(value: str | int | float) -> float:
     if not unit:
         return number
     if unit not in _DURATION_UNITS:
-        raise UnitError(f"unknown duration unit {unit!r} in {value!r} (use ms, s, m, h, d)")
+        raise UnitError(f"unknown duration unit {unit!r} in {value!r} (use us, ms, s, m, h, d)")
     return number * _DURATION_UNITS[unit]
 
 

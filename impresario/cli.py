@@ -10,7 +10,7 @@
     impresario execute (--master HOST:PORT | --local) --cpus X --mem SIZE -- CMD [ARG...]
     impresario framework package.module:Class --master HOST:PORT
     impresario weights ROLE=WEIGHT ... / quota ROLE --guarantee R --limit R   operator calls
-    impresario bench host | allocator                          figures, as JSON lines
+    impresario bench host | allocator | scenario NAME          figures, as JSON lines
 
 Exit status: 0 on success (``local`` and ``execute``: only if every task
 FINISHED), 1 when the work failed, 2 for bad usage or a configuration that
@@ -190,8 +190,11 @@ def cmd_sim(args: argparse.Namespace) -> int:
     out = args.out or os.path.join("results", sc.name)
     try:
         params = api.parse_sweep(args.sweep or [])
+        fixed = api.parse_overrides(args.set or [])
     except ValueError as e:
         raise UsageError(str(e)) from None
+    for key, value in fixed.items():
+        params.setdefault(key, [value])
     if args.seed is not None:
         params.setdefault("seed", [args.seed])
     params = {**sc.sweep, **params} if (sc.sweep or params) else {}
@@ -203,8 +206,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
             sc = api.load(path, overrides)
         except S.ScenarioError as e:
             raise UsageError(str(e)) from None
-    _say(f"impresario sim: {sc.name} ({path}): {sc.agents} agents, {len(sc.frameworks)} frameworks, "
-         f"{sc.tasks} tasks, seed {sc.seed}")
+    traces = sum(1 for f in sc.frameworks if f.settings.get("trace"))
+    work = f"{sc.tasks} task{'s' * (sc.tasks != 1)}" + (f" + {traces} trace{'s' * (traces != 1)}" if traces else "")
+    _say(f"impresario sim: {sc.name} ({path}): {sc.agents} agent{'s' * (sc.agents != 1)}, "
+         f"{len(sc.frameworks)} framework{'s' * (len(sc.frameworks) != 1)}, {work}, seed {sc.seed}")
     progress = not args.quiet and (args.progress or sys.stderr.isatty())
     try:
         result = api.run(sc, out=out, progress=progress, plots=not args.no_plots)
@@ -585,9 +590,21 @@ def cmd_framework(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from sim.bench import bench_allocator, bench_host
+    from sim.bench import bench_allocator, bench_host, bench_scenario
 
-    if args.what == "host":
+    if args.what == "scenario":
+        if not args.scenario:
+            print("impresario bench scenario: name a scenario (e.g. twitter-30k)", file=sys.stderr)
+            return EXIT_USAGE
+        from sim.api import parse_overrides
+        from sim.scenario import find
+        try:
+            path, overrides = find(args.scenario), parse_overrides(args.set or [])
+        except (OSError, ValueError) as e:
+            print(f"impresario bench scenario: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        print(json.dumps(bench_scenario(path, overrides)), flush=True)
+    elif args.what == "host":
         for message in args.message or ["status", "offers"]:
             print(json.dumps(bench_host(args.messages, args.repeat, message)), flush=True)
     else:
@@ -649,6 +666,9 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("scenario")
     q.add_argument("--out", help="output folder")
     q.add_argument("--seed", type=int, help="override the scenario's seed")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a field of the scenario: cluster.agents=3000, frameworks.0.tasks=7000, "
+                        "sim.until=1h (repeatable; dotted keys as in the Python API)")
     q.add_argument("--sweep", action="append", metavar="KEY=VALUES",
                    help="run once per value, in parallel: seed=1..10, allocator=drf,random, "
                         "cluster.agents=100,1000 (repeatable: every combination)")
@@ -710,7 +730,10 @@ def parser() -> argparse.ArgumentParser:
                        description="host: the SimPy host's cost per delivered message (codec, heap, digest, "
                                    "dispatch) against bare SimPy callback delivery plus msgpack of the same "
                                    "message, measured in the same run.")
-    q.add_argument("what", choices=["host", "allocator"])
+    q.add_argument("what", choices=["host", "allocator", "scenario"])
+    q.add_argument("scenario", nargs="?", help="scenario: the scenario to run end to end (a file or a name)")
+    q.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="scenario: override a field, as the Python API does (repeatable)")
     q.add_argument("--messages", type=int, default=100_000, help="host: messages per measured run")
     q.add_argument("--repeat", type=int, default=5, help="measured runs or cycles (the median is reported)")
     q.add_argument("--message", action="append", choices=["status", "offers"],
@@ -750,6 +773,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"impresario {args.command_name}: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
+        return EXIT_FAILED
+    except BrokenPipeError:
+        # The reader went away (``impresario sim ... | head``): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as e:
         from .cluster import KernelError

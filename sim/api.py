@@ -52,19 +52,28 @@ def override(data: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     out = copy.deepcopy(data)
     parts = SHORT.get(key, key).split(".")
     cur: Any = out
-    for i, part in enumerate(parts[:-1]):
-        nxt = parts[i + 1]
+    try:
+        for i, part in enumerate(parts[:-1]):
+            nxt = parts[i + 1]
+            if isinstance(cur, list):
+                cur = cur[int(part)]
+            elif isinstance(cur, dict):
+                if part not in cur:
+                    cur[part] = [] if nxt.isdigit() else {}
+                cur = cur[part]
+            else:
+                raise TypeError(f"{part!r} is inside {cur!r}, not a table")
+        last = parts[-1]
         if isinstance(cur, list):
-            cur = cur[int(part)]
+            cur[int(last)] = value
+        elif isinstance(cur, dict):
+            cur[last] = value
         else:
-            if part not in cur:
-                cur[part] = [] if nxt.isdigit() else {}
-            cur = cur[part]
-    last = parts[-1]
-    if isinstance(cur, list):
-        cur[int(last)] = value
-    else:
-        cur[last] = value
+            raise TypeError(f"{last!r} is inside {cur!r}, not a table")
+    except (IndexError, ValueError, TypeError) as e:
+        # A list index that is not a number or not there, or a key inside a plain value.
+        why = f"no such list item ({e})" if isinstance(e, IndexError | ValueError) else str(e)
+        raise ScenarioError(f"override {key!r}: {why}") from None
     return out
 
 
@@ -149,6 +158,20 @@ def parse_sweep(items: list[str]) -> dict[str, list[Any]]:
             out[key] = list(range(a, b + 1))
         else:
             out[key] = [_value(v.strip()) for v in values.split(",") if v.strip()]
+        if not out[key]:
+            raise ValueError(f"--sweep {key}: no values in {values!r}")
+    return out
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["cluster.agents=3000", "sim.until=1h"]`` -> ``{"cluster.agents": 3000, "sim.until": "1h"}``
+    (numbers and true/false become numbers and booleans; the rest stays text)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip() or not text.strip():
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        out[key.strip()] = _value(text.strip())
     return out
 
 

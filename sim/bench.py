@@ -252,3 +252,57 @@ def _bare_pass(p: Any) -> float:
         fid, role = fids[i % n]
         out.append(M.Allocation(fid, role, aid, slot.free.with_role(role)))
     return time.perf_counter() - t0
+
+
+# --------------------------------------------------------------------------- a whole scenario
+
+
+def bench_scenario(scenario: str, overrides: dict[str, Any] | None = None,
+                   out: str | None = None, floor_messages: int = 200_000) -> dict[str, Any]:
+    """Run a scenario end to end in a child process and report its figures: wall time,
+    peak RSS of that process, events and messages per second, the tasks' outcome, and
+    the run's cost per message against the bare floor (SimPy callback delivery plus
+    msgpack both ways of a status update, measured here in the same session)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="impresario-bench-") as tmp:
+        out_dir = out or os.path.join(tmp, "out")
+        code = ("import json, sys; from sim import api; "
+                "api.run(sys.argv[1], json.loads(sys.argv[2]), out=sys.argv[3], plots=False)")
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-c", code, scenario, json.dumps(overrides or {}), out_dir])
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the run of {scenario} exited with {proc.returncode}")
+        with open(os.path.join(out_dir, "summary.json")) as fh:
+            s = json.load(fh)
+    floor = bare_simpy(sample_message(), floor_messages)
+    messages = s["messages"]
+    return {
+        "bench": "sim-scenario",
+        "scenario": s["scenario"],
+        "overrides": overrides or {},
+        "agents": s["agents"],
+        "tasks_submitted": s["tasks_submitted"],
+        "tasks_finished": s["tasks_finished"],
+        "peak_tasks_running": s.get("peak_tasks_running"),
+        "virtual_seconds": s["virtual_seconds"],
+        "wall_seconds_run": s["wall_seconds"],
+        "wall_seconds_process": round(wall, 3),
+        "peak_rss_mib": round(usage.ru_maxrss / 1024),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 3),
+        "messages": messages,
+        "events": s["events"],
+        "events_per_second": s["events_per_second"],
+        "us_per_message": round(s["wall_seconds"] / messages * 1e6, 3) if messages else None,
+        "bare_floor_us_per_message": round(floor * 1e6, 3),
+        "ratio_to_bare_floor": round(s["wall_seconds"] / messages / floor, 3) if messages else None,
+        "scheduling_latency": s["scheduling_latency"],
+        "tasks_per_second_wall": round(s["tasks_finished"] / s["wall_seconds"]) if s["wall_seconds"] else None,
+    }

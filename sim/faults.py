@@ -79,6 +79,14 @@ def parse_fault(t: Any, where: str) -> Fault:
         raise FaultError(f"{where}.probability must be between 0 and 1")
     if kind in ("agent_crash", "agent_restart") and not targets.startswith(("agents", "agent-")):
         raise FaultError(f"{where}: {kind} targets agents")
+    if duration is not None and kind in ("heal", "agent_restart", "master_failover"):
+        raise FaultError(f"{where}: {kind} takes no duration (it is over at once)")
+    if targets.startswith(("agents", "racks")):
+        m = _SLICE.match(targets)
+        lo, hi = (m.group(2), m.group(3)) if m else (None, None)
+        if m is None or (lo == "" and ":" not in targets) or (lo and hi and int(lo) > int(hi)):
+            raise FaultError(f"{where}.targets: {targets!r} is not agents, agents[i], agents[i:j], "
+                             "racks, racks[i] or racks[i:j] (with i <= j)")
     return Fault(at, kind, targets, duration, float(p), delay)
 
 

@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from actors import messages as M
 from actors.codec import message_types
-from actors.framework import Framework, percentile
+from actors.framework import Framework, peak_running, percentile
 from actors.resources import SCALAR_NAMES, from_millis
 
 from .faults import Fault, FaultLog, select
@@ -143,6 +143,8 @@ class SimCluster:
         now = host.now
         racks = net.agent_racks() if isinstance(net, TopologyNetwork) else None
         names, rack_ids = select(fault.targets, self.agent_names, len(racks) if racks is not None else None)
+        if fault.targets == "frameworks":
+            names = [addr.addressDetails for _, addr in self.frameworks]
         nodes: list[int] = [x for x in (self._node_of(n) for n in names) if x is not None]
         if rack_ids and isinstance(net, TopologyNetwork) and racks is not None:
             nodes += net.hosts_in_racks([racks[i] for i in rack_ids])
@@ -168,25 +170,25 @@ class SimCluster:
             note = f"master incarnation {self.masters}"
         elif kind == "partition":
             net.cut(nodes)
-            self._heal_later(fault, lambda: net.mend(nodes))
+            self._heal_later(fault, lambda: net.mend(nodes), len(nodes))
         elif kind == "heal":
             net.mend(nodes or None)
             net.lossy(nodes or list(net.loss), 0.0)
             net.slow(nodes or list(net.extra), 0.0)
         elif kind == "message_loss":
             net.lossy(nodes, fault.probability)
-            self._heal_later(fault, lambda: net.lossy(nodes, 0.0))
+            self._heal_later(fault, lambda: net.lossy(nodes, 0.0), len(nodes))
         elif kind == "slow_link":
             net.slow(nodes, fault.delay)
-            self._heal_later(fault, lambda: net.slow(nodes, 0.0))
+            self._heal_later(fault, lambda: net.slow(nodes, 0.0), len(nodes))
         self.faults.record(now, kind + (" (heal)" if healing and kind != "agent_restart" else ""),
                            fault.targets, len(nodes) or len(names), note)
 
-    def _heal_later(self, fault: Fault, heal: Any) -> None:
+    def _heal_later(self, fault: Fault, heal: Any, hosts: int) -> None:
         if fault.duration is not None:
             def done() -> None:
                 heal()
-                self.faults.record(self.host.now, f"{fault.kind} healed", fault.targets, 0)
+                self.faults.record(self.host.now, f"{fault.kind} healed", fault.targets, hosts)
             self.host.call_at(self.host.now + fault.duration, done)
 
     def _node_of(self, name: str) -> int | None:
@@ -248,8 +250,25 @@ class SimCluster:
         sc = self.scenario
         host = self.host
 
+        # Checked after every event, so that the run ends at the event that finishes the
+        # last framework: with a check only every N events the run went on past the end,
+        # and how far (hence the digest, the message count and the samples taken after the
+        # end) depended on how many sampling events there were.  Frameworks found done are
+        # not asked again until all are, so a check costs one is_done() call.
+        first_busy = 0
+
         def all_done() -> bool:
-            return all(f.is_done() for f in fws)
+            nonlocal first_busy
+            i = first_busy
+            while i < len(fws) and fws[i].is_done():
+                i += 1
+            first_busy = i
+            if i < len(fws):
+                return False
+            if all(f.is_done() for f in fws):
+                return True
+            first_busy = 0   # one went back to work
+            return False
 
         if samples is not None:
             def take() -> None:
@@ -259,25 +278,30 @@ class SimCluster:
             host.call_at(host.now, take)
         t0 = time.perf_counter()
 
-        def show() -> None:
+        shown = [0.0]
+
+        def show(final: bool = False) -> None:
             assert progress is not None
             wall = time.perf_counter() - t0
+            if not final and wall - shown[0] < 0.25:   # a terminal line, redrawn 4 times a second
+                return
+            shown[0] = wall
             r = self.sample()
             progress.write(f"\r  {host.now / 60:7.1f} virtual min | {host.events / 1e6:6.2f} M events, "
                            f"{host.events / max(wall, 1e-9) / 1e3:6.0f} k/s | {host.messages / 1e6:6.2f} M msgs | "
                            f"running {r['tasks_running']}, pending {r['tasks_pending']}  ")
             progress.flush()
 
-        host.run(until=sc.until, stop_when=all_done if fws else None, check_every=256,
-                 progress=show if progress is not None else None)
+        host.run(until=sc.until, stop_when=all_done if fws else None, check_every=1,
+                 progress=show if progress is not None else None, progress_every=20_000)
         if progress is not None:
-            show()
+            show(final=True)
             progress.write("\n")
         if fws and all_done():
             end = max(f.done_at or 0.0 for f in fws)
         else:
             end = min(host.now, sc.until)
-        if samples is not None and (not samples or samples[-1]["time"] < end):
+        if samples is not None and (not samples or samples[-1]["time"] < round(end, 6)):
             samples.append({**self.sample(), "time": round(end, 6)})
         return end
 
@@ -359,6 +383,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         tr = fw.tracker
         latencies.extend(tr.running_at[t] - tr.submitted_at[t] for t in tr.running_at)
     latencies.sort()
+    peak, peak_at = peak_running([fw.tracker for fw in fws])
     master = host.actor(cluster.master)
     names: dict[int | None, str] = {t: c.__name__ for t, c in message_types().items()}
     out = {
@@ -386,6 +411,8 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "roles": roles_view(master.ledger.view(end), master.weights,
                             {r: q.to_dict() for r, q in master.quotas.items()}, cluster.total()),
         "scheduling_latency": latency_view(latencies),
+        "peak_tasks_running": peak,
+        "peak_tasks_running_at": None if peak_at is None else round(peak_at, 6),
         "faults": cluster.faults.entries,
         "per_framework": per_framework,
     }

@@ -20,7 +20,7 @@ from actors.quota import Quota, QuotaError, amounts, validate
 from actors.resources import Resources, role_error
 from actors.units import UnitError, parse_duration, parse_size
 
-from .faults import Fault, FaultError, parse_fault
+from .faults import Fault, FaultError, parse_fault, select
 from .host import parse_service_time
 from .network import from_settings
 from .traces import FORMATS
@@ -100,7 +100,7 @@ BATCH_CLASS = "actors.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
 SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator", "service_time",
             "sample_every"}
-NETWORK_KEYS = {"agents_per_rack", "host_link", "rack_link"}
+NETWORK_KEYS = {"agents_per_rack", "host_link", "rack_link", "racks"}
 QUOTA_KEYS = {"guarantee", "limit"}
 OPERATOR_KEYS = {"at", "update_weights", "update_quota"}
 CLUSTER_KEYS = {"agents", "agent", "groups"}
@@ -210,6 +210,8 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
         if fault.targets.startswith("racks") and sc.network is None:
             raise ScenarioError(f"faults[{i}]: racks need a [network] table (a topology)")
         sc.faults.append(fault)
+    named = [(i, f.targets) for i, f in enumerate(sc.faults) if not f.targets.startswith(("agents", "racks"))]
+    sliced = [(i, f.targets) for i, f in enumerate(sc.faults) if f.targets.startswith(("agents", "racks"))]
     sc.faults.sort(key=lambda f: f.at)
     sweep = data.get("sweep", {})
     if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
@@ -293,6 +295,22 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
                 sc.frameworks.append(_framework(copy, i, names, largest, path))
         else:
             sc.frameworks.append(_framework(f, i, names, largest, path))
+    # A fault's target named by name must name something of this scenario (a typo would
+    # otherwise be a fault that touches nothing).
+    known = {"master", "allocator", "frameworks", *(f"agent-{n}" for n in range(sc.agents))}
+    known |= {n for fw in sc.frameworks for n in (fw.name, f"framework/{fw.name}")}
+    agent_names = [f"agent-{n}" for n in range(sc.agents)]
+    n_racks = -(-sc.agents // int(sc.network.get("agents_per_rack", 40))) if sc.network else None
+    for i, target in sliced:
+        hit, racks = select(target, agent_names, n_racks)
+        if not hit and not racks:
+            pool = f"{sc.agents} agents" if target.startswith("agents") else f"{n_racks} racks of agents"
+            raise ScenarioError(f"faults[{i}].targets: {target!r} selects nothing (the scenario has {pool})")
+    for i, target in named:
+        if target not in known:
+            raise ScenarioError(f"faults[{i}].targets: nothing is named {target!r} (agents[i:j], racks[i:j], "
+                                f"master, allocator, frameworks, a framework's name, or agent-N, "
+                                f"N < {sc.agents})")
     return sc
 
 
@@ -419,8 +437,8 @@ def _framework(f: Any, i: int, names: set[str], largest: dict[str, int], path: s
             trace["time_scale"] = _number(f["trace_time_scale"], f"{where}.trace_time_scale")
         settings["trace"] = trace
         ports.append(("workload", "sim.traces:trace_workload"))
-    elif "trace_format" in f or "trace_limit" in f:
-        raise ScenarioError(f"{where}: trace_format and trace_limit go with trace = \"PATH\"")
+    elif "trace_format" in f or "trace_limit" in f or "trace_time_scale" in f:
+        raise ScenarioError(f"{where}: trace_format, trace_limit and trace_time_scale go with trace = \"PATH\"")
     if "stop_services_at" in f:
         settings["stop_services_at"] = _duration(f["stop_services_at"], f"{where}.stop_services_at")
     if "failover_timeout" in f:

@@ -10,10 +10,11 @@ time (microseconds), missing info, job id, task index, machine id, event type,
 user, scheduling class, priority, CPU request, memory request, disk request,
 different-machine restriction.  Event types: 0 SUBMIT, 1 SCHEDULE, 2 EVICT,
 3 FAIL, 4 FINISH, 5 KILL, 6 LOST, 7/8 UPDATE.  A task is submitted at its
-first SUBMIT, runs for its SCHEDULE -> FINISH (or FAIL, KILL, LOST: exit code
+first SUBMIT, runs for its last SCHEDULE -> FINISH (or FAIL, KILL, LOST: exit code
 1) time, and asks for its requests, which the trace normalises to the largest
 machine: they are scaled here to the scenario's largest agent.  Tasks that
-never finish within the trace are skipped.
+never finish within the trace are skipped; a task submitted again after it
+ended runs again, as ``JOB-INDEX.1``, ``JOB-INDEX.2``...
 
 **swf** (Standard Workload Format 2.2, ``;`` comments): job number, submit
 time, wait time, run time, allocated processors, average CPU time, used memory
@@ -50,6 +51,7 @@ def read_google2011(path: str, agent_cpus: float, agent_mem: float) -> list[dict
     submit: dict[tuple[str, str], float] = {}
     start: dict[tuple[str, str], float] = {}
     req: dict[tuple[str, str], tuple[float, float]] = {}
+    runs: dict[tuple[str, str], int] = {}
     done: list[dict[str, Any]] = []
     with _open(path) as fh:
         for n, line in enumerate(fh, 1):
@@ -64,15 +66,22 @@ def read_google2011(path: str, agent_cpus: float, agent_mem: float) -> list[dict
             key = (cols[2], cols[3])
             if event == 0:
                 submit.setdefault(key, t)
-                cpu = float(cols[9]) if cols[9] else 0.0
-                mem = float(cols[10]) if cols[10] else 0.0
+                try:
+                    cpu = float(cols[9]) if cols[9] else 0.0
+                    mem = float(cols[10]) if cols[10] else 0.0
+                except ValueError:
+                    raise TraceError(f"{path}:{n}: CPU and memory requests must be numbers") from None
                 req[key] = (cpu, mem)
             elif event == 1:
                 start[key] = t
+            elif event == 2:
+                start.pop(key, None)  # evicted: pending again until its next SCHEDULE
             elif event in (3, 4, 5, 6) and key in start and key in submit:
                 cpu, mem = req.get(key, (0.0, 0.0))
+                # A task resubmitted after it ended (FAIL, KILL...) runs again: a task of its own.
+                again = runs[key] = runs.get(key, 0) + 1
                 done.append({
-                    "submit": submit[key], "id": f"{key[0]}-{key[1]}",
+                    "submit": submit[key], "id": f"{key[0]}-{key[1]}" + (f".{again - 1}" if again > 1 else ""),
                     "cpus": max(0.001, round(cpu * agent_cpus, 3)),
                     "mem": max(1.0, round(mem * agent_mem, 1)),
                     "duration": max(0.0, t - start.pop(key)), "exit_code": 0 if event == 4 else 1,
