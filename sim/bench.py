@@ -271,8 +271,8 @@ def bench_scenario(scenario: str, overrides: dict[str, Any] | None = None,
 
     with tempfile.TemporaryDirectory(prefix="impresario-bench-") as tmp:
         out_dir = out or os.path.join(tmp, "out")
-        code = ("import json, sys; from sim import api; "
-                "api.run(sys.argv[1], json.loads(sys.argv[2]), out=sys.argv[3], plots=False)")
+        code = ("import gc, json, sys; from sim import api; "
+                "api.run(sys.argv[1], json.loads(sys.argv[2]), out=sys.argv[3], plots=False); gc.freeze()")
         t0 = time.perf_counter()
         proc = subprocess.Popen([sys.executable, "-c", code, scenario, json.dumps(overrides or {}), out_dir])
         _, status, usage = os.wait4(proc.pid, 0)

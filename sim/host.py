@@ -424,7 +424,7 @@ class SimHost:
         """Step the simulation until ``until`` (virtual seconds), no events are left,
         or ``stop_when()`` is true (checked every ``check_every`` events); call
         ``progress()`` every ``progress_every`` events."""
-        with _RelaxedCollector():
+        with RelaxedCollector():
             self._run(until, stop_when, check_every, progress, progress_every)
 
     def _run(self, until: float | None, stop_when: Callable[[], bool] | None, check_every: int,
@@ -492,22 +492,22 @@ class SimHost:
 GC_YOUNG_THRESHOLD = 200_000
 
 
-class _RelaxedCollector:
+class RelaxedCollector:
     """Raise the collector's thresholds (and freeze what exists) for the outermost run."""
 
     depth = 0
 
     def __enter__(self) -> None:
-        _RelaxedCollector.depth += 1
+        RelaxedCollector.depth += 1
         self.old: tuple[int, ...] | None = None
-        if _RelaxedCollector.depth == 1 and gc.isenabled():
+        if RelaxedCollector.depth == 1 and gc.isenabled():
             self.old = gc.get_threshold()
             gc.freeze()
             gc.set_threshold(max(GC_YOUNG_THRESHOLD, self.old[0]), max(20, self.old[1]),
                              max(100, self.old[2]))
 
     def __exit__(self, *exc: object) -> None:
-        _RelaxedCollector.depth -= 1
+        RelaxedCollector.depth -= 1
         if self.old is not None:
             gc.set_threshold(*self.old)
             gc.unfreeze()
