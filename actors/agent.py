@@ -10,6 +10,25 @@ order per task.  Each forwarded update carries the task's latest known state,
 so the master frees a finished task's resources even while earlier updates
 are still being delivered.
 
+Finding the master: the ``master`` setting (or the ``masters`` list, tried in
+turn) names where masters may run.  The agent registers with one; the master
+then pings it every ``ping_interval_seconds``.  A ping naming another master id
+(a restarted master at the same address, or a standby taking over), or one that
+says the master does not know the agent, makes the agent re-register after a
+random delay in [0, ``registration_backoff``] (so that 40,000 agents do not come
+all at once); a master silent for ``master_ping_timeouts`` intervals is taken for
+lost, and the agent re-registers, trying the candidates in turn.  After every
+(re-)registration, the pending status updates are sent again.
+
+Recovery: with a ``checkpoint`` port (a :class:`~actors.ports.Store` in the
+work directory), the agent records its id, its frameworks, each executor with
+its tasks (and their terminal states) and every status update not yet
+acknowledged.  An agent that restarts with these records re-creates its
+executors, which re-attach to the tasks' containers (``ExecRecover``), resends
+the pending updates, and re-registers under its old id with what runs.  Without
+records it registers as a new agent; its new incarnation tells the master that
+the old agent is gone.
+
 GPUs are whole devices: the agent decides which of its discovered GPUs a task
 gets (:class:`~actors.gpus.GpuPool`) and tells the executor with the launch.
 Executors sample their tasks' usage (real hosts: the ``usage_interval``
@@ -27,7 +46,7 @@ from thespian.actors import ActorAddress, ActorExitRequest
 
 from . import messages as M
 from .base import ConfigError, KernelActor, handles, setting
-from .codec import encode
+from .codec import CodecError, encode, unpack_value
 from .gpus import GpuPool
 from .messages import Reason, Source, TaskState
 from .ports import Discovered
@@ -53,6 +72,9 @@ class ExecRec:
     exiting: bool = False
     bound: bool = False       # address is the executor's real one (it has spoken)
     seen: set[str] = field(default_factory=set)   # update uuids taken in charge
+    default: bool = False     # the default executor (task groups)
+    groups: dict[str, int] = field(default_factory=dict)   # task -> its launch group
+    gpus: tuple[M.AssignedGpu, ...] = ()
 
 
 @dataclass(slots=True)
@@ -62,6 +84,7 @@ class Stream:
     pending: deque[M.StatusUpdate] = field(default_factory=deque)
     sent_at: float = -1.0
     interval: float = RETRY_MIN
+    task: M.TaskInfo | None = None    # reported on re-registration after its executor is gone
 
 
 class Agent(KernelActor):
@@ -70,6 +93,14 @@ class Agent(KernelActor):
     def __init__(self) -> None:
         super().__init__()
         self.master: ActorAddress | None = None
+        self.candidates: list[ActorAddress] = []
+        self._candidate = 0
+        self.master_id = ""
+        self.incarnation = ""
+        self.ping_interval = 15.0
+        self.ping_timeouts = 6
+        self.last_ping_at = 0.0
+        self.reregistrations = 0
         self.agent_id = ""
         self.registered = False
         self.refused = ""
@@ -93,11 +124,16 @@ class Agent(KernelActor):
         self.gpus = GpuPool(())
         self.usage_interval = 0.0
         self.usage_pending: dict[tuple[str, str], M.TaskUsage] = {}
+        self.checkpoint: Any = None
+        self.recovered = False
+        self._ctag = ""
 
     # ------------------------------------------------------------------ set-up
 
     def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
-        self.master = self.address_of(setting(settings, "master", str))
+        self.candidates = self.master_candidates(settings)
+        self.master = self.candidates[0]
+        self.ping_timeouts = setting(settings, "master_ping_timeouts", int, 6)
         self.work_dir = setting(settings, "work_dir", str, "/tmp/impresario")
         self.backoff = setting(settings, "registration_backoff", float, 1.0)
         self.retry_min = setting(settings, "status_update_retry_min", float, RETRY_MIN)
@@ -136,6 +172,7 @@ class Agent(KernelActor):
         }
         self.executor_settings["work_dir"] = self.work_dir
         self.usage_interval = setting(settings, "usage_interval", float, 0.0)
+        self.checkpoint = self.ports.get("checkpoint")
 
     def _gpu_pool(self, resources: Resources, discovered: Discovered | None) -> GpuPool:
         n = resources.millis("gpus") // 1000
@@ -153,6 +190,13 @@ class Agent(KernelActor):
             raise ConfigError("discovered GPUs need an index and a minor number") from None
 
     def started(self) -> None:
+        # A fresh value at every start: a master that sees a new one at a known address
+        # knows the agent restarted.
+        # The clock makes it differ between starts (the random stream is seeded by name).
+        self._ctag = f"{int(self.now() * 1e6) % 2**32:08x}{self.rng.getrandbits(16):04x}"
+        self.incarnation = f"{self.now():.6f}-{self._ctag}"
+        if self.checkpoint is not None:
+            self._recover()
         self._register()
 
     def _register(self) -> None:
@@ -161,9 +205,10 @@ class Agent(KernelActor):
             info = M.AgentInfo(self.info.hostname, self.info.resources, self.info.attributes,
                                self.agent_id, self.info.capabilities)
             self.tell(self.master, M.ReregisterAgent(info, tuple(self.frameworks.values()),
-                                                     self._executor_infos(), self._agent_tasks()))
+                                                     self._executor_infos(), self._agent_tasks(),
+                                                     "0.1.0", self.incarnation))
         else:
-            self.tell(self.master, M.RegisterAgent(self.info, "0.1.0"))
+            self.tell(self.master, M.RegisterAgent(self.info, "0.1.0", self.incarnation))
         self._register_attempts += 1
         # Mesos: random in [0, b * 2^n], capped at a minute.
         cap = min(60.0, self.backoff * 2 ** min(self._register_attempts, 16))
@@ -171,7 +216,44 @@ class Agent(KernelActor):
 
     def timer_register(self) -> None:
         if not self.registered and not self.refused:
+            if self._register_attempts and len(self.candidates) > 1:
+                self._candidate = (self._candidate + 1) % len(self.candidates)
+                self.master = self.candidates[self._candidate]
             self._register()
+
+    def _master_changed(self, master: ActorAddress, master_id: str, why: str) -> None:
+        """Another master (or the same one, restarted) leads: re-register with it after a
+        random delay, so that a whole cluster does not arrive at once."""
+        if not self.registered and master == self.master and self.timer_pending("register") \
+                and self.master_id == master_id:
+            return  # on it already
+        self.log.info("agent %s: %s; re-registering", self.name, why)
+        self.stats["master_changes"] += 1
+        self.registered = False
+        self.master = master
+        if master in self.candidates:
+            self._candidate = self.candidates.index(master)
+        self.master_id = master_id
+        self._register_attempts = 0
+        self.cancel_timer("watch")
+        self.set_timer("register", self.rng.uniform(0, self.backoff))
+
+    def timer_watch(self) -> None:
+        if not self.registered or self.refused:
+            return
+        timeout = self.ping_interval * self.ping_timeouts
+        idle = self.now() - self.last_ping_at
+        if idle < timeout - 1e-9:
+            self.set_timer("watch", timeout - idle)
+            return
+        self.log.warning("agent %s: no ping from the master for %.0f s; re-registering", self.name, idle)
+        self.stats["master_lost"] += 1
+        self.registered = False
+        self._register_attempts = 0
+        if len(self.candidates) > 1:
+            self._candidate = (self._candidate + 1) % len(self.candidates)
+            self.master = self.candidates[self._candidate]
+        self._register()
 
     def _executor_infos(self) -> tuple[M.ExecutorInfo, ...]:
         return tuple(e.info for _, e in sorted(self.executors.items()) if not e.info.resources.is_empty())
@@ -181,6 +263,11 @@ class Agent(KernelActor):
         for (fid, eid), e in sorted(self.executors.items()):
             for tid, task in sorted(e.tasks.items()):
                 out.append(M.AgentTask(fid, eid, task, e.states.get(tid, TS.TASK_STAGING)))
+        # Ended tasks whose executors are gone, their last updates not yet acknowledged.
+        for (fid, tid), stream in sorted(self.streams.items()):
+            if stream.task is not None and stream.pending and (fid, tid) not in self.task_index:
+                last = stream.pending[-1].status
+                out.append(M.AgentTask(fid, last.executor_id or tid, stream.task, last.state))
         return tuple(out)
 
     def _from_master(self, sender: ActorAddress, what: str) -> bool:
@@ -197,14 +284,30 @@ class Agent(KernelActor):
             self.drop(f"registered as {m.agent_id} but this agent is {self.agent_id}", sender)
             return
         first = not self.registered
+        if not first and m.master_id == self.master_id:
+            return  # an answer to a retry
+        if self.agent_id and not first:
+            self.stats["master_changes"] += 1
+        again = bool(self.agent_id)
+        if self.checkpoint is not None and (m.agent_id != self.agent_id or m.master_id != self.master_id
+                                            or not again):
+            self.checkpoint.put("agent", M.AgentCheckpoint(m.agent_id, m.master_id))
         self.agent_id = m.agent_id
+        self.master_id = m.master_id
+        self.ping_interval = m.ping_interval_seconds
         self.registered = True
+        self.last_ping_at = self.now()
         self.cancel_timer("register")
-        if first:
+        self.set_timer("watch", self.ping_interval * self.ping_timeouts)
+        if again:
+            self.reregistrations += 1
+        else:
             self.log.info("agent %s registered as %s", self.name, self.agent_id)
-            # Anything queued while unregistered goes out now.
-            for key in sorted(self.streams):
-                self._send_head(key)
+        # Anything queued while unregistered (or sent to a master that is gone) goes out now.
+        for key in sorted(self.streams):
+            stream = self.streams[key]
+            stream.interval = self.retry_min
+            self._send_head(key)
 
     @handles(M.AgentRefused)
     def _refused(self, m: M.AgentRefused, sender: ActorAddress) -> None:
@@ -215,10 +318,20 @@ class Agent(KernelActor):
 
     @handles(M.Ping)
     def _ping(self, m: M.Ping, sender: ActorAddress) -> None:
-        if self._from_master(sender, "Ping"):
-            if self._pong_for != self.agent_id:
-                self._pong_for, self._pong_bytes = self.agent_id, encode(M.Pong(self.agent_id))
-            self.tell_encoded(sender, self._pong_bytes)
+        current = sender == self.master   # one comparison: the health check is the hottest message
+        if not current and sender not in self.candidates:
+            self.drop("Ping not from a master", sender)
+            return
+        if not current or not m.connected or (self.master_id and m.master_id != self.master_id):
+            if self.refused:
+                return
+            why = "the master does not know this agent" if not m.connected else f"master {m.master_id} leads"
+            self._master_changed(sender, m.master_id, why)
+            return
+        self.last_ping_at = self.now()
+        if self._pong_for != self.agent_id:
+            self._pong_for, self._pong_bytes = self.agent_id, encode(M.Pong(self.agent_id))
+        self.tell_encoded(sender, self._pong_bytes)
 
     # ------------------------------------------------------------------ launching
 
@@ -241,18 +354,24 @@ class Agent(KernelActor):
                 return False
         return True
 
-    def _start_executor(self, fid: str, info: M.ExecutorInfo, actor_class: str) -> ExecRec:
-        self._next_container += 1
-        container_id = f"c{self._next_container}"
+    def _start_executor(self, fid: str, info: M.ExecutorInfo, actor_class: str,
+                        container_id: str = "") -> ExecRec:
+        if not container_id:
+            self._next_container += 1
+            container_id = f"c{self._next_container}"
+            if self.checkpoint is not None:
+                container_id += "-" + self._ctag   # unique across this agent's restarts
         addr = self.createActor(actor_class)
         text = self.address_text(addr)
-        rec = ExecRec(fid, info, addr, text, container_id)
+        rec = ExecRec(fid, info, addr, text, container_id, default=actor_class == DEFAULT_EXECUTOR)
         self.executors[(fid, info.executor_id)] = rec
         self.exec_by_addr[text] = (fid, info.executor_id)
         settings = dict(self.executor_settings)
         # Only a refused configuration is answered: the executor's ExecSubscribe says it is up.
         settings.update(framework_id=fid, executor_id=info.executor_id, agent_id=self.agent_id,
                         container_id=container_id, acknowledge_configuration=False)
+        if self.checkpoint is not None:
+            settings["update_prefix"] = f"{container_id}~{self._ctag}"
         ports = tuple((n, p) for n, p in self.port_paths if n in ("clock", "addresses")) + self.executor_ports
         self.tell(addr, M.Configure("executor", f"{self.agent_id}/{fid}/{info.executor_id}", settings, ports))
         return rec
@@ -263,7 +382,7 @@ class Agent(KernelActor):
         if not self._check_launch(sender, "RunTask", m.framework, (task,)):
             return
         fid = m.framework.id
-        self.frameworks[fid] = m.framework
+        self._know_framework(m.framework)
         key = (fid, task.task_id)
         if key in self.executors:
             self.drop(f"RunTask: an executor {task.task_id} exists already", sender)
@@ -275,7 +394,9 @@ class Agent(KernelActor):
         rec = self._start_executor(fid, info, COMMAND_EXECUTOR)
         rec.tasks[task.task_id] = task
         rec.states[task.task_id] = TS.TASK_STAGING
+        rec.gpus = gpus
         self.task_index.add((fid, task.task_id))
+        self._save_executor(rec)
         self.tell(rec.address, M.ExecLaunch(task, gpus))
 
     def _take_gpus(self, fid: str, tasks: tuple[M.TaskInfo, ...], executor_id: str) -> tuple[M.AssignedGpu, ...] | None:
@@ -300,7 +421,7 @@ class Agent(KernelActor):
         if not self._check_launch(sender, "RunTaskGroup", m.framework, m.task_group):
             return
         fid = m.framework.id
-        self.frameworks[fid] = m.framework
+        self._know_framework(m.framework)
         rec = self.executors.get((fid, m.executor.executor_id))
         if rec is not None and rec.exiting:
             # The executor is on its way out: these tasks cannot join it.
@@ -315,10 +436,14 @@ class Agent(KernelActor):
             return
         if rec is None:
             rec = self._start_executor(fid, m.executor, DEFAULT_EXECUTOR)
+        group = max(rec.groups.values(), default=0) + 1
         for task in m.task_group:
             rec.tasks[task.task_id] = task
             rec.states[task.task_id] = TS.TASK_STAGING
+            rec.groups[task.task_id] = group
             self.task_index.add((fid, task.task_id))
+        rec.gpus = rec.gpus + gpus
+        self._save_executor(rec)
         self.tell(rec.address, M.ExecLaunchGroup(m.executor, m.task_group, gpus))
 
     @handles(M.KillTask)
@@ -351,7 +476,9 @@ class Agent(KernelActor):
                 self.tell(rec.address, M.ExecShutdown(None))
         for key in [k for k in self.streams if k[0] == m.framework_id]:
             del self.streams[key]  # nobody is left to acknowledge these
-        self.frameworks.pop(m.framework_id, None)
+            self._save_stream(key)
+        if self.frameworks.pop(m.framework_id, None) is not None and self.checkpoint is not None:
+            self.checkpoint.delete("fw/" + m.framework_id)
 
     @handles(M.FrameworkToExecutor)
     def _to_executor(self, m: M.FrameworkToExecutor, sender: ActorAddress) -> None:
@@ -419,17 +546,19 @@ class Agent(KernelActor):
         if not status.uuid:
             self.drop(f"update for task {tid} without a uuid", sender)
             return
-        # Taken in charge (checkpointed when a store is configured): the executor may forget it.
-        self.tell(sender, M.ExecAcknowledged(tid, status.uuid))
         if status.uuid in rec.seen or rec.states[tid].terminal:
             self.stats["duplicate_updates"] += 1
+            self.tell(sender, M.ExecAcknowledged(tid, status.uuid))
             return
         rec.seen.add(status.uuid)
         rec.states[tid] = status.state
         if status.state.terminal:
             self.gpus.give_back(rec.framework_id, tid)
             self.usage_pending.pop((rec.framework_id, tid), None)
-        self._enqueue(rec.framework_id, status)
+            self._save_executor(rec)
+        self._enqueue(rec.framework_id, status, rec.tasks[tid])
+        # Taken in charge (checkpointed, where there is a checkpoint): the executor may forget it.
+        self.tell(sender, M.ExecAcknowledged(tid, status.uuid))
         if status.state.terminal and all(s.terminal for s in rec.states.values()):
             self._stop_executor(rec)
 
@@ -481,6 +610,8 @@ class Agent(KernelActor):
         if key is None:
             return
         rec = self.executors.pop(key)
+        if self.checkpoint is not None:
+            self.checkpoint.delete(f"ex/{key[0]}/{key[1]}")
         for tid in rec.tasks:
             self.task_index.discard((rec.framework_id, tid))
         for text in [t for t, k in self.exec_by_addr.items() if k == key]:
@@ -505,12 +636,16 @@ class Agent(KernelActor):
                                         status.timestamp, uuid, status.data, status.container_status,
                                         status.labels))
 
-    def _enqueue(self, fid: str, status: M.TaskStatus) -> None:
+    def _enqueue(self, fid: str, status: M.TaskStatus, task: M.TaskInfo | None = None) -> None:
         key = (fid, status.task_id)
         stream = self.streams.get(key)
         if stream is None:
-            stream = self.streams[key] = Stream(interval=self.retry_min)
+            if task is None:
+                rec = self.executors.get((fid, status.executor_id))
+                task = rec.tasks.get(status.task_id) if rec is not None else None
+            stream = self.streams[key] = Stream(interval=self.retry_min, task=task)
         stream.pending.append(M.StatusUpdate(fid, status))
+        self._save_stream(key)
         if len(stream.pending) == 1:
             self._send_head(key)
 
@@ -540,6 +675,7 @@ class Agent(KernelActor):
             self._send_head(key)
         else:
             del self.streams[key]
+        self._save_stream(key)
 
     def timer_retry(self) -> None:
         now = self.now()
@@ -557,6 +693,108 @@ class Agent(KernelActor):
             soonest = due if soonest is None else min(soonest, due)
         if soonest is not None:
             self.set_timer("retry", max(0.0, soonest - now))
+
+    # ------------------------------------------------------------------ checkpoints and recovery
+
+    def _know_framework(self, info: M.FrameworkInfo) -> None:
+        if self.frameworks.get(info.id) != info:
+            self.frameworks[info.id] = info
+            if self.checkpoint is not None:
+                self.checkpoint.put("fw/" + info.id, info)
+
+    def _save_executor(self, rec: ExecRec) -> None:
+        if self.checkpoint is None:
+            return
+        tids = list(rec.tasks)   # in launch order: a nested container is numbered by it
+        ck = M.ExecutorCheckpoint(
+            rec.framework_id, rec.info, rec.container_id, rec.default, tuple(rec.tasks[t] for t in tids),
+            tuple(rec.groups.get(t, 0) for t in tids),
+            tuple((t, rec.states[t]) for t in tids if rec.states[t].terminal), rec.gpus)
+        self.checkpoint.put(f"ex/{rec.framework_id}/{rec.info.executor_id}", ck)
+
+    def _save_stream(self, key: tuple[str, str]) -> None:
+        if self.checkpoint is None:
+            return
+        stream = self.streams.get(key)
+        name = f"up/{key[0]}/{key[1]}"
+        if stream is None or not stream.pending:
+            self.checkpoint.delete(name)
+        else:
+            self.checkpoint.put(name, M.UpdatesCheckpoint(tuple(stream.pending), stream.task))
+
+    def _recover(self) -> None:
+        """Start again from the checkpoint: the id, the frameworks, the pending updates,
+        and the executors - re-created, and re-attached to their tasks' containers."""
+        store = self.checkpoint
+        records = store.load()
+        raw = records.get("agent")
+        if raw is None:
+            for key in records:      # nothing usable without the agent's own record
+                store.delete(key)
+            return
+        try:
+            ac = unpack_value(M.AgentCheckpoint, raw)
+        except CodecError as e:
+            self.log.error("agent %s: checkpoint unreadable (%s): starting as a new agent", self.name, e)
+            for key in records:
+                store.delete(key)
+            return
+        self.agent_id, self.master_id = ac.agent_id, ac.master_id
+        executors: list[M.ExecutorCheckpoint] = []
+        for key in sorted(records):
+            kind = key.partition("/")[0]
+            try:
+                if kind == "fw":
+                    info = unpack_value(M.FrameworkInfo, records[key])
+                    self.frameworks[info.id] = info
+                elif kind == "ex":
+                    executors.append(unpack_value(M.ExecutorCheckpoint, records[key]))
+                elif kind == "up":
+                    uc = unpack_value(M.UpdatesCheckpoint, records[key])
+                    ups = uc.updates
+                    if ups:
+                        self.streams[(ups[0].framework_id, ups[0].status.task_id)] = Stream(
+                            deque(ups), interval=self.retry_min, task=uc.task)
+            except CodecError as e:
+                self.stats["checkpoint_bad_records"] += 1
+                self.log.error("agent %s: checkpoint record %r skipped: %s", self.name, key, e)
+        for ck in executors:
+            fid = ck.framework_id
+            terminal = dict(ck.states)
+            recovered: list[M.RecoveredTask] = []
+            for task, group in zip(ck.tasks, ck.groups or (0,) * len(ck.tasks), strict=False):
+                tid = task.task_id
+                state = terminal.get(tid)
+                if state is None:
+                    stream = self.streams.get((fid, tid))
+                    state = stream.pending[-1].status.state if stream else TS.TASK_STAGING
+                recovered.append(M.RecoveredTask(task, self._task_container(ck, task), group, state))
+            if all(r.state.terminal for r in recovered):
+                store.delete(f"ex/{fid}/{ck.info.executor_id}")
+                continue
+            rec = self._start_executor(fid, ck.info, DEFAULT_EXECUTOR if ck.default else COMMAND_EXECUTOR,
+                                       ck.container_id)
+            rec.gpus = ck.gpus
+            for r in recovered:
+                tid = r.task.task_id
+                rec.tasks[tid] = r.task
+                rec.states[tid] = r.state
+                rec.groups[tid] = r.group
+                self.task_index.add((fid, tid))
+                if not r.state.terminal and not self.gpus.claim(fid, tid, ck.gpus):
+                    self.log.error("agent %s: the GPUs of task %s are not free after recovery", self.name, tid)
+            self.tell(rec.address, M.ExecRecover(tuple(recovered)))
+        self.recovered = True
+        self.stats["recovered_executors"] = len(self.executors)
+        self.log.info("agent %s: recovered as %s with %d executors and %d pending update streams",
+                      self.name, self.agent_id, len(self.executors), len(self.streams))
+
+    @staticmethod
+    def _task_container(ck: M.ExecutorCheckpoint, task: M.TaskInfo) -> str:
+        if not ck.default:
+            return ck.container_id
+        # The default executor numbers nested containers in launch order (see DefaultExecutor).
+        return f"{ck.container_id}.{[t.task_id for t in ck.tasks].index(task.task_id) + 1}"
 
     # ------------------------------------------------------------------ views
 

@@ -294,6 +294,14 @@ class KernelActor(Actor):
             raise ConfigError("no address port")
         return self._addresses.parse(text)
 
+    def master_candidates(self, settings: dict[str, Any]) -> list[ActorAddress]:
+        """Where masters may run: the ``masters`` list, else the one ``master`` address."""
+        masters = setting(settings, "masters", list, []) or [setting(settings, "master", str)]
+        try:
+            return [self.address_of(str(t)) for t in masters]
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"masters: {e}") from None
+
     def address_text(self, addr: ActorAddress) -> str:
         if self._addresses is None:
             raise ConfigError("no address port")

@@ -200,6 +200,32 @@ def encode(msg: Any) -> bytes:
     return _packb((PROTOCOL_VERSION, tag, msg))
 
 
+def pack_value(value: Any) -> bytes:
+    """The msgpack bytes of a value type (``@value`` dataclass, ``Resources``, a tuple of
+    them) without an envelope: for records kept on disk (registry, checkpoints)."""
+    return _packb((PROTOCOL_VERSION, value))
+
+
+def unpack_value(cls: type, data: Any) -> Any:
+    """The ``cls`` value ``pack_value`` wrote, validated as a message would be; raises
+    only :class:`CodecError`."""
+    if not isinstance(data, bytes | bytearray) or len(data) > MAX_MESSAGE_BYTES:
+        raise CodecError("expected a packed value")
+    try:
+        env = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, max_str_len=MAX_STR,
+                              max_bin_len=MAX_BIN, max_array_len=MAX_ARRAY, max_map_len=MAX_MAP)
+    except Exception as e:
+        raise CodecError(f"not a packed value: {type(e).__name__}: {e}") from None
+    if type(env) is not list or len(env) != 2 or env[0] != PROTOCOL_VERSION:
+        raise CodecError("not a packed value of this protocol version")
+    try:
+        return _decoder_for(cls)(env[1])
+    except CodecError:
+        raise
+    except Exception as e:
+        raise CodecError(f"{cls.__name__}: invalid value ({type(e).__name__}: {e})") from None
+
+
 # --------------------------------------------------------------------------- decoding
 
 

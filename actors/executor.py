@@ -7,8 +7,13 @@
 
 An executor supervises its containers from outside through the containerizer
 port: the task processes run in their own sessions, so they can outlive the
-executor (and the agent) and be re-adopted later.  Status updates carry a uuid
-and are kept until the agent acknowledges them.
+executor (and the agent) and be re-adopted later: an agent that restarts
+re-creates its executors and sends each an ``ExecRecover`` with the tasks it
+had; the executor re-attaches to their containers through the containerizer's
+``recover`` and reports a task whose container is gone as TASK_LOST.  Status
+updates carry a uuid and are kept until the agent acknowledges them; a
+container is destroyed only once the agent has taken its task's terminal update
+in charge, so a restart in between finds the exit still there to report.
 
 Where the ``usage_interval`` setting is positive (real hosts), the executor
 samples its running containers' usage through the containerizer every so
@@ -55,6 +60,7 @@ class Executor(KernelActor):
         self.executor_id = ""
         self.agent_id = ""
         self.container_id = ""
+        self.update_prefix = ""
         self.work_dir = ""
         self.kill_on_exit = True
         self.output_tail = 0
@@ -74,6 +80,8 @@ class Executor(KernelActor):
         self.executor_id = setting(settings, "executor_id", str)
         self.agent_id = setting(settings, "agent_id", str)
         self.container_id = setting(settings, "container_id", str)
+        # Update uuids must not repeat those of an executor this one replaces (an agent restart).
+        self.update_prefix = setting(settings, "update_prefix", str, self.container_id)
         self.work_dir = setting(settings, "work_dir", str, "/tmp/impresario")
         self.kill_on_exit = setting(settings, "kill_tasks_on_exit", bool, True)
         self.output_tail = setting(settings, "output_tail_bytes", int, 0)
@@ -112,14 +120,54 @@ class Executor(KernelActor):
         self._seq += 1
         status = M.TaskStatus(t.task.task_id, state, Source.SOURCE_EXECUTOR, reason, message,
                               self.agent_id, self.executor_id, self.now(),
-                              f"{self.container_id}-{self._seq}", data, container)
+                              f"{self.update_prefix}-{self._seq}", data, container)
         self.unacked[status.uuid] = status
         assert self.agent is not None
         self.tell(self.agent, M.ExecUpdate(status))
 
     @handles(M.ExecAcknowledged)
     def _acknowledged(self, m: M.ExecAcknowledged, sender: ActorAddress) -> None:
-        self.unacked.pop(m.uuid, None)
+        status = self.unacked.pop(m.uuid, None)
+        if status is not None and status.state.terminal and self.containerizer is not None:
+            t = self.tasks.get(status.task_id)
+            if t is not None:
+                self.containerizer.destroy(t.container_id)
+
+    @handles(M.ExecRecover)
+    def _exec_recover(self, m: M.ExecRecover, sender: ActorAddress) -> None:
+        """Re-attach to the containers of the tasks this executor had before the agent
+        restarted."""
+        assert self.containerizer is not None
+        for rt in m.tasks:
+            tid = rt.task.task_id
+            if tid in self.tasks:
+                self.drop(f"task {tid} recovered twice", sender)
+                continue
+            t = ExecTask(rt.task, rt.container_id, rt.group, rt.state)
+            self.tasks[tid] = t
+            self.by_container[rt.container_id] = tid
+            self._groups = max(self._groups, rt.group)
+            if rt.state.terminal:
+                continue
+            try:
+                found = self.containerizer.recover(rt.container_id, rt.task, self.sandbox(rt.container_id))
+            except ContainerError as e:
+                self.log.warning("executor %s: recovering container %s: %s", self.name, rt.container_id, e)
+                found = False
+            if not found:
+                self.stats["tasks_not_recovered"] += 1
+                self._update(t, TS.TASK_LOST, Reason.REASON_EXECUTOR_TERMINATED,
+                             "the task's container was not found when its agent restarted")
+                continue
+            self.stats["tasks_recovered"] += 1
+            t.sample = (self.now(), 0.0)
+            if rt.state != TS.TASK_RUNNING:
+                # Its RUNNING may never have reached the agent's checkpoint: say it (again).
+                self._update(t, TS.TASK_RUNNING, message="recovered after an agent restart",
+                             container=M.ContainerStatus(rt.container_id))
+            else:
+                t.state = TS.TASK_RUNNING
+        self._arm_reap()
 
     # ------------------------------------------------------------------ running containers
 
@@ -194,7 +242,6 @@ class Executor(KernelActor):
             state, reason = TS.TASK_FAILED, Reason.REASON_COMMAND_EXECUTOR_FAILED
             message = _describe_status(ex.status)
         self._update(t, state, reason, message, data)
-        self.containerizer.destroy(ex.container_id)
         if state != TS.TASK_FINISHED:
             self._kill_group(t.group, t.task.task_id)
 

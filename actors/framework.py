@@ -24,10 +24,19 @@ Callbacks: :meth:`subscribed`, :meth:`resource_offers`,
 automatically after :meth:`status_update` returns, unless the setting
 ``implicit_acknowledgements`` is false.
 
-Settings (in ``Configure``): ``master`` (address, required), ``name``,
-``roles``, ``capabilities``, ``user``, ``failover_timeout`` (seconds),
-``implicit_acknowledgements``, plus whatever a subclass reads in
-:meth:`setup`.
+Settings (in ``Configure``): ``master`` (address, required) or ``masters``
+(a list, tried in turn), ``name``, ``roles``, ``capabilities``, ``user``,
+``failover_timeout`` (seconds), ``framework_id`` (to fail over an earlier
+scheduler), ``implicit_acknowledgements``, ``master_heartbeat_timeouts``
+(default 5), plus whatever a subclass reads in :meth:`setup`.
+
+Failover is built in: the scheduler answers each HEARTBEAT; when a heartbeat
+names a new master, when the master says it no longer counts the scheduler as
+subscribed, or when it has heard nothing for ``master_heartbeat_timeouts``
+heartbeat intervals, it subscribes again with its framework id (trying the
+candidate masters in turn), and then reconciles its tasks: an explicit
+reconciliation of every task it believes live, repeated with backoff for the
+tasks still unheard of, as Mesos' reconciliation guide advises.
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ class TaskTracker:
         self.running_at: dict[str, float] = {}
         self.ended_at: dict[str, float] = {}      # tasks that ran, when they ended
         self.terminal = 0
+        self.revived = 0
         self.counts: dict[str, int] = dict.fromkeys(
             ["tasks_finished", "tasks_failed", "tasks_killed", "tasks_error", "tasks_lost"], 0)
 
@@ -89,6 +99,18 @@ class TaskTracker:
             return True
         return False
 
+    def revive(self, task_id: str, state: TaskState, now: float) -> bool:
+        """A task reported TASK_LOST is heard of again (its agent came back): it was not
+        lost after all.  True when the tracker took the loss back."""
+        if self.state.get(task_id) is not TS.TASK_LOST or state == TS.TASK_LOST:
+            return False
+        self.terminal -= 1
+        self.counts["tasks_lost"] -= 1
+        self.ended_at.pop(task_id, None)
+        self.state[task_id] = TS.TASK_STAGING
+        self.revived += 1
+        return True
+
     @property
     def outstanding(self) -> int:
         return len(self.submitted_at) - self.terminal
@@ -103,6 +125,7 @@ class TaskTracker:
     def summary(self) -> dict[str, Any]:
         submitted, running, pending = self.counts_now()
         out: dict[str, Any] = {"tasks_submitted": submitted, **self.counts}
+        out["tasks_lost_then_found"] = self.revived
         out["tasks_running"] = running
         out["tasks_pending"] = pending
         lat = sorted(self.running_at[t] - self.submitted_at[t] for t in self.running_at)
@@ -145,6 +168,15 @@ class Framework(KernelActor):
     def __init__(self) -> None:
         super().__init__()
         self.master: ActorAddress | None = None
+        self.candidates: list[ActorAddress] = []
+        self._candidate = 0
+        self.master_id = ""
+        self.heartbeat_timeouts = 5
+        self.agent_of: dict[str, str] = {}      # live task -> its agent (for reconciliation)
+        self.resubscriptions = 0
+        self._reconcile_round = 0
+        self._reconcile_started = 0.0
+        self.heard_at: dict[str, float] = {}    # task -> when an update last came (during reconciliation)
         self.framework_id = ""
         self.info: M.FrameworkInfo | None = None
         self.connected = False
@@ -155,13 +187,16 @@ class Framework(KernelActor):
         self.heartbeat_interval = 15.0
         self.done_at: float | None = None
         self.errors: list[str] = []
+        self.fatal_error = ""
         self._subscribe_attempts = 0
         self._suppressed: set[str] = set()
 
     # ------------------------------------------------------------------ set-up
 
     def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
-        self.master = self.address_of(setting(settings, "master", str))
+        self.candidates = self.master_candidates(settings)
+        self.master = self.candidates[0]
+        self.heartbeat_timeouts = setting(settings, "master_heartbeat_timeouts", int, 5)
         name = setting(settings, "name", str, type(self).__name__)
         roles = setting(settings, "roles", list, ["*"])
         for r in roles:
@@ -196,8 +231,43 @@ class Framework(KernelActor):
         self.set_timer("subscribe", min(60.0, 2.0 * 2 ** min(self._subscribe_attempts, 8)))
 
     def timer_subscribe(self) -> None:
-        if not self.connected:
+        if not self.connected and not self._gave_up():
+            if len(self.candidates) > 1:
+                self._candidate = (self._candidate + 1) % len(self.candidates)
+                self.master = self.candidates[self._candidate]
             self._subscribe()
+
+    def _gave_up(self) -> bool:
+        return bool(self.fatal_error)
+
+    def _resubscribe(self, why: str, master: ActorAddress | None = None) -> None:
+        """Subscribe again with the framework id (a failover): now, then with backoff."""
+        if not self.framework_id or self._gave_up():
+            return
+        if not self.connected and self.timer_pending("subscribe") and (master is None or master == self.master):
+            return  # on it already
+        self.log.info("framework %s: %s; subscribing again", self.name, why)
+        self.connected = False
+        self.offers.clear()
+        if master is not None:
+            self.master = master
+            if master in self.candidates:
+                self._candidate = self.candidates.index(master)
+        self._subscribe_attempts = 0
+        self._subscribe()
+
+    def timer_watch(self) -> None:
+        if not self.connected:
+            return
+        timeout = self.heartbeat_interval * self.heartbeat_timeouts
+        idle = self.now() - self.last_event_at
+        if idle < timeout - 1e-9:
+            self.set_timer("watch", timeout - idle)
+            return
+        if len(self.candidates) > 1:
+            self._candidate = (self._candidate + 1) % len(self.candidates)
+            self.master = self.candidates[self._candidate]
+        self._resubscribe(f"nothing from the master for {idle:.0f} s")
 
     def _from_master(self, sender: ActorAddress, what: str) -> bool:
         if sender != self.master:
@@ -219,9 +289,42 @@ class Framework(KernelActor):
                                     self.info.principal, self.info.hostname, self.info.checkpoint,
                                     self.info.labels)
         self.heartbeat_interval = m.heartbeat_interval_seconds
+        again = self.master_id != ""
+        self.master_id = m.master_id
         self.connected = True
         self.cancel_timer("subscribe")
+        self.set_timer("watch", self.heartbeat_interval * self.heartbeat_timeouts)
+        if again:
+            self.resubscriptions += 1
+            self._start_reconciliation()
         self.subscribed(m.framework_id)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def _start_reconciliation(self) -> None:
+        """After a failover: ask for every task believed live; the tasks unheard of are
+        asked again with backoff (Mesos' reconciliation algorithm)."""
+        self._reconcile_round = 0
+        self._reconcile_started = self.now()
+        self.heard_at.clear()
+        self._reconcile_live()
+
+    def _reconcile_live(self) -> None:
+        if not self.connected or not self.framework_id:
+            return
+        live = [(tid, self.agent_of.get(tid, "")) for tid, st in self.tracker.state.items()
+                if not st.terminal and self.heard_at.get(tid, -1.0) < self._reconcile_started]
+        if not live:
+            return
+        live.sort()
+        for i in range(0, len(live), 1000):
+            self.reconcile(live[i:i + 1000])
+        self._reconcile_round += 1
+        self.stats["reconciliations"] += 1
+        self.set_timer("reconcile", min(600.0, 15.0 * 2 ** min(self._reconcile_round - 1, 6)))
+
+    def timer_reconcile(self) -> None:
+        self._reconcile_live()
 
     @handles(M.Offers)
     def _on_offers(self, m: M.Offers, sender: ActorAddress) -> None:
@@ -242,7 +345,17 @@ class Framework(KernelActor):
         if not self._from_master(sender, "UPDATE"):
             return
         status = m.status
-        self.tracker.update(status.task_id, status.state, self.now())
+        now = self.now()
+        tid = status.task_id
+        if self.tracker.revive(tid, status.state, now):
+            self.done_at = None
+        self.tracker.update(tid, status.state, now)
+        if status.state.terminal:
+            self.agent_of.pop(tid, None)
+        elif status.agent_id:
+            self.agent_of[tid] = status.agent_id
+        if self._reconcile_round:
+            self.heard_at[tid] = now
         self.status_update(status)
         if self.implicit_acks and status.uuid:
             self.acknowledge(status)
@@ -264,13 +377,24 @@ class Framework(KernelActor):
         text = f"{m.call}: {m.message}" if m.call else m.message
         self.errors.append(text)
         if m.fatal:
+            self.fatal_error = text
             self.connected = False
             self.cancel_timer("subscribe")
+            self.cancel_timer("watch")
         self.error(text)
+        if m.resubscribe and not m.fatal:
+            self._resubscribe(text)
 
     @handles(M.Heartbeat)
     def _on_heartbeat(self, m: M.Heartbeat, sender: ActorAddress) -> None:
-        self._from_master(sender, "HEARTBEAT")
+        if sender != self.master and sender not in self.candidates:
+            self.drop("HEARTBEAT not from a master", sender)
+            return
+        if m.master_id and m.master_id != self.master_id:
+            self._resubscribe(f"master {m.master_id} leads", sender)
+            return
+        if self._from_master(sender, "HEARTBEAT") and self.connected and self.framework_id:
+            self.tell(sender, M.HeartbeatReply(self.framework_id))
 
     # ------------------------------------------------------------------ callbacks to override
 

@@ -42,6 +42,19 @@ class GpuPool:
         self.held[key] = taken
         return tuple(AssignedGpu(task_id, i, *self.devices[i]) for i in taken)
 
+    def claim(self, framework_id: str, task_id: str, gpus: tuple[AssignedGpu, ...]) -> bool:
+        """Hold again the GPUs a recovered task had (after an agent restart); False if one of
+        them is no longer this agent's or is held already (nothing changes then)."""
+        want = [g.index for g in gpus if g.task_id == task_id]
+        key = (framework_id, task_id)
+        if not want or key in self.held:
+            return not want
+        if any(i not in self.free for i in want):
+            return False
+        self.free = [i for i in self.free if i not in want]
+        self.held[key] = sorted(want)
+        return True
+
     def give_back(self, framework_id: str, task_id: str) -> None:
         taken = self.held.pop((framework_id, task_id), None)
         if taken:

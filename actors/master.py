@@ -1,9 +1,19 @@
 """The master: admits agents and frameworks, turns allocations into offers,
 validates and forwards launches, relays status updates, and keeps accounts.
 
-The master keeps no durable state.  What it knows of running tasks it learns
-from agents (registration, re-registration and status updates), so a new
-master rebuilds its view as agents re-register and frameworks re-subscribe.
+The master keeps no durable state of tasks.  What it knows of running tasks it
+learns from agents (registration, re-registration and status updates), so a
+new master rebuilds its view as agents re-register and frameworks re-subscribe.
+Its optional ``registry`` port (a :class:`~actors.ports.Store`) keeps only who
+was there - agents with their addresses, frameworks with their schedulers',
+weights and quota - so a new master can call them back at once instead of
+waiting for them to notice, and can tell which agents never came back (they are
+marked unreachable after ``agent_reregister_timeout``, as in Mesos).
+
+Frameworks answer each HEARTBEAT; one silent for ``max_framework_heartbeat_timeouts``
+heartbeats is disconnected, and removed (its tasks killed) unless it re-subscribes
+within its ``failover_timeout``.  The timeout counts from the disconnection, or from
+the new master's start for a framework it learned from the registry or its agents.
 
 Bad calls from a framework get an ``ERROR`` event naming the call and the
 problem, or - for a task that cannot be launched - a ``TASK_ERROR`` update
@@ -12,6 +22,7 @@ with the reason, as Mesos does; nothing else changes.
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,7 +33,7 @@ from thespian.actors import ActorAddress
 from . import messages as M
 from .accounting import RoleLedger
 from .base import ConfigError, KernelActor, handles, setting
-from .codec import encode
+from .codec import CodecError, encode, unpack_value
 from .messages import Capability, Reason, Source, TaskState
 from .quota import Quota, QuotaError, amounts, validate
 from .quota import from_wire as quota_from_wire
@@ -72,8 +83,10 @@ class AgentRec:
     allocated: Resources = EMPTY
     offered: Resources = EMPTY
     reachable: bool = True
+    incarnation: str = ""
     pong_pending: bool = False
     missed_pings: int = 0
+    lost_tasks: set[tuple[str, str]] = field(default_factory=set)   # (framework, task) cut off with it
     tasks: dict[tuple[str, str], TaskRec] = field(default_factory=dict)
     executors: dict[tuple[str, str], ExecutorRec] = field(default_factory=dict)
     offers: set[str] = field(default_factory=set)
@@ -86,6 +99,10 @@ class FrameworkRec:
     address: ActorAddress | None
     registered_at: float
     connected: bool = True
+    in_allocator: bool = False
+    last_seen: float = 0.0
+    subscribed_at: float | None = None
+    failover_deadline: float | None = None
     tasks: dict[str, TaskRec] = field(default_factory=dict)
     unreachable: dict[str, TaskRec] = field(default_factory=dict)
     completed: deque[TaskRec] = field(default_factory=deque)
@@ -125,6 +142,7 @@ class Master(KernelActor):
         self.allocator: ActorAddress | None = None
         self.agents: dict[str, AgentRec] = {}
         self.agent_by_addr: dict[str, str] = {}
+        self.unreachable_by_addr: dict[str, str] = {}
         self.frameworks: dict[str, FrameworkRec] = {}
         self.removed_frameworks: set[str] = set()
         self.offers: dict[str, OfferRec] = {}
@@ -140,6 +158,13 @@ class Master(KernelActor):
         self.max_missed_pings = 5
         self.heartbeat_interval = 15.0
         self.max_completed = 1000
+        self.max_missed_heartbeats = 5
+        self.agent_reregister_timeout = 600.0
+        self.registry: Any = None
+        self.recovering: dict[str, M.AgentRecord] = {}   # registry agents not re-registered yet
+        self.recovered_at: float | None = None
+        self._failover_heap: list[tuple[float, str]] = []
+        self._failover_timer_at: float | None = None
         self.started_at = 0.0
         self._ping_bytes = b""
         self._heartbeat_bytes = b""
@@ -159,6 +184,9 @@ class Master(KernelActor):
         self.max_missed_pings = setting(settings, "max_agent_ping_timeouts", int, 5)
         self.heartbeat_interval = setting(settings, "heartbeat_interval", float, 15.0)
         self.max_completed = setting(settings, "max_completed_tasks_per_framework", int, 1000)
+        self.max_missed_heartbeats = setting(settings, "max_framework_heartbeat_timeouts", int, 5)
+        self.agent_reregister_timeout = setting(settings, "agent_reregister_timeout", float, 600.0)
+        self.registry = self.ports.get("registry")
         for role, w in setting(settings, "weights", dict, {}).items():
             self.weights[role] = float(w)
         try:
@@ -171,10 +199,12 @@ class Master(KernelActor):
 
     def started(self) -> None:
         self._ping_bytes = encode(M.Ping(self.master_id, True))
-        self._heartbeat_bytes = encode(M.Heartbeat())
+        self._heartbeat_bytes = encode(M.Heartbeat(self.master_id))
         self.started_at = self.now()
         self.ledger = RoleLedger(self.started_at)
         self.set_timer("heartbeat", self.heartbeat_interval)
+        if self.registry is not None:
+            self._recover_registry()
         if self.weights:
             self._to_allocator(M.AllocUpdateWeights(tuple(sorted(self.weights.items()))))
         for role, q in sorted(self.quotas.items()):
@@ -184,6 +214,119 @@ class Master(KernelActor):
         assert self.allocator is not None
         self.tell(self.allocator, msg)
 
+    # ------------------------------------------------------------------ the registry
+
+    def _unsave(self, key: str) -> None:
+        if self.registry is not None:
+            self.registry.delete(key)
+
+    def _save_agent(self, rec: AgentRec) -> None:
+        if self.registry is not None:
+            info = rec.info if rec.info.id == rec.id else _agent_with_id(rec.info, rec.id)
+            self.registry.put("agent/" + rec.id, M.AgentRecord(rec.addr_text, info, rec.reachable))
+
+    def _save_framework(self, fw: FrameworkRec) -> None:
+        if self.registry is not None:
+            text = self.address_text(fw.address) if fw.address is not None else ""
+            self.registry.put("framework/" + fw.id, M.FrameworkRecord(text, fw.info))
+
+    def _recover_registry(self) -> None:
+        """A new master: read who was there, call them back, and start the clock on them."""
+        records = self.registry.load()
+        now = self.now()
+        agents: list[tuple[str, M.AgentRecord]] = []
+        frameworks: list[M.FrameworkRecord] = []
+        for key in sorted(records):
+            kind, _, ident = key.partition("/")
+            try:
+                if kind == "agent":
+                    agents.append((ident, unpack_value(M.AgentRecord, records[key])))
+                elif kind == "framework":
+                    frameworks.append(unpack_value(M.FrameworkRecord, records[key]))
+                elif kind == "removed":
+                    self.removed_frameworks.add(ident)
+                elif kind == "weights":
+                    for role, w in unpack_value(M.AllocUpdateWeights, records[key]).weights:
+                        self.weights[role] = w
+                elif kind == "quota":
+                    q = unpack_value(M.AllocUpdateQuota, records[key])
+                    self.quotas[q.role] = Quota(quota_from_wire(q.guarantee, "guarantee"),
+                                                quota_from_wire(q.limit, "limit"))
+                else:
+                    raise CodecError(f"unknown kind of record {kind!r}")
+            except (CodecError, QuotaError, ConfigError) as e:
+                self.stats["registry_bad_records"] += 1
+                self.log.error("master: registry record %r skipped: %s", key, e)
+        self._next_agent = max([self._next_agent, *(_serial(i, f"{self.master_id}-S") for i, _ in agents)])
+        for fr in frameworks:
+            fid = fr.info.id
+            if not fid or fid in self.removed_frameworks:
+                continue
+            self._next_framework = max(self._next_framework, _serial(fid, f"{self.master_id}-"))
+            address = self._parse_or_none(fr.address)
+            fw = FrameworkRec(fid, fr.info, address, now, connected=False, last_seen=now)
+            self.frameworks[fid] = fw
+            self._start_failover(fw, now)
+            if address is not None:
+                self.tell_encoded(address, self._heartbeat_bytes)  # "a new master: re-subscribe"
+        unreached = encode(M.Ping(self.master_id, False))
+        for agent_id, ar in agents:
+            address = self._parse_or_none(ar.address)
+            if address is None:
+                continue
+            if not ar.reachable:
+                rec = AgentRec(agent_id, address, ar.address, ar.info, ar.info.resources, now, reachable=False)
+                self.agents[agent_id] = rec
+                self.unreachable_by_addr[ar.address] = agent_id
+                continue
+            self.recovering[agent_id] = ar
+            self.tell_encoded(address, unreached)  # "a new master that does not know you yet"
+        self.stats["registry_agents"] = len(agents)
+        self.stats["registry_frameworks"] = len(frameworks)
+        if self.recovering:
+            self.set_timer("agent_reregister", self.agent_reregister_timeout)
+        else:
+            self.recovered_at = now
+        self.log.info("master %s: registry names %d agents and %d frameworks; waiting %.0f s for "
+                      "the agents to re-register", self.master_id, len(agents), len(frameworks),
+                      self.agent_reregister_timeout)
+
+    def _parse_or_none(self, text: str) -> ActorAddress | None:
+        if not text:
+            return None
+        try:
+            return self.address_of(text)
+        except (ConfigError, ValueError, TypeError) as e:
+            self.stats["registry_bad_records"] += 1
+            self.log.error("master: registry address %r unusable: %s", text, e)
+            return None
+
+    def _recovered(self, agent_id: str) -> None:
+        if self.recovering.pop(agent_id, None) is not None and not self.recovering:
+            self.recovered_at = self.now()
+            self.cancel_timer("agent_reregister")
+
+    def timer_agent_reregister(self) -> None:
+        """Registry agents that did not come back in time are unreachable (Mesos:
+        ``agent_reregister_timeout``); their tasks answer reconciliation as such."""
+        now = self.now()
+        for agent_id in sorted(self.recovering):
+            ar = self.recovering[agent_id]
+            address = self._parse_or_none(ar.address)
+            if address is None:
+                continue
+            rec = AgentRec(agent_id, address, ar.address, ar.info, ar.info.resources, now, reachable=False)
+            self.agents[agent_id] = rec
+            self.unreachable_by_addr[ar.address] = agent_id
+            self._save_agent(rec)
+            self.log.warning("master: agent %s did not re-register within %.0f s; marking it unreachable",
+                             agent_id, self.agent_reregister_timeout)
+            for fw in self.frameworks.values():
+                if fw.connected and fw.address is not None:
+                    self.tell(fw.address, M.Failure(agent_id))
+        self.recovering.clear()
+        self.recovered_at = now
+
     # ------------------------------------------------------------------ agents
 
     @handles(M.RegisterAgent)
@@ -191,9 +334,19 @@ class Master(KernelActor):
         addr_text = self.address_text(sender)
         known = self.agent_by_addr.get(addr_text)
         if known is not None and known in self.agents:
-            # A retried registration: answer again, change nothing.
-            self.tell(sender, M.AgentRegistered(known, self.master_id, self.ping_interval))
-            return
+            old = self.agents[known]
+            if not m.incarnation or m.incarnation == old.incarnation:
+                # A retried registration: answer again, change nothing.
+                self.tell(sender, M.AgentRegistered(known, self.master_id, self.ping_interval))
+                return
+            # A new incarnation at a known address: the agent restarted without its
+            # checkpoint, and what ran under the old id is gone with it.
+            self._remove_agent(old, Reason.REASON_AGENT_RESTARTED,
+                               f"agent {old.id} restarted as a new agent")
+        lost = self.unreachable_by_addr.get(addr_text)
+        if lost is not None and lost in self.agents:
+            self._remove_agent(self.agents[lost], Reason.REASON_AGENT_RESTARTED,
+                               f"agent {lost}, unreachable, came back as a new agent")
         total = m.agent_info.resources
         if total.role != DEFAULT_ROLE or total.is_empty():
             self.tell(sender, M.AgentRefused("an agent must offer unreserved resources"))
@@ -203,16 +356,17 @@ class Master(KernelActor):
             return
         self._next_agent += 1
         agent_id = f"{self.master_id}-S{self._next_agent}"
-        self._admit_agent(agent_id, sender, addr_text, m.agent_info, total)
+        self._admit_agent(agent_id, sender, addr_text, m.agent_info, total, m.incarnation)
         self.tell(sender, M.AgentRegistered(agent_id, self.master_id, self.ping_interval))
         self._to_allocator(M.AllocAddAgent(agent_id, total, (), m.agent_info.capabilities))
 
     def _admit_agent(self, agent_id: str, sender: ActorAddress, addr_text: str,
-                     info: M.AgentInfo, total: Resources) -> AgentRec:
-        rec = AgentRec(agent_id, sender, addr_text, info, total, self.now())
+                     info: M.AgentInfo, total: Resources, incarnation: str) -> AgentRec:
+        rec = AgentRec(agent_id, sender, addr_text, info, total, self.now(), incarnation=incarnation)
         self.agents[agent_id] = rec
         self.agent_by_addr[addr_text] = agent_id
         self._schedule_ping(agent_id)
+        self._save_agent(rec)
         return rec
 
     @handles(M.ReregisterAgent)
@@ -230,13 +384,26 @@ class Master(KernelActor):
                 self.agent_by_addr.pop(rec.addr_text, None)
                 rec.address, rec.addr_text = sender, addr_text
                 self.agent_by_addr[addr_text] = agent_id
+                self._save_agent(rec)
             rec.missed_pings, rec.pong_pending = 0, False
+            if m.incarnation and m.incarnation != rec.incarnation:
+                # The agent restarted and recovered: what it does not report did not survive.
+                rec.incarnation = m.incarnation
+                self._drop_missing(rec, {(at.framework_id, at.task.task_id) for at in m.tasks})
             self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
             return
+        other = self.agent_by_addr.get(addr_text)
+        if other is not None and other != agent_id and other in self.agents:
+            # Another agent registered from this address since: this one is older news.
+            self._remove_agent(self.agents[other], Reason.REASON_AGENT_RESTARTED,
+                               f"agent {other} was replaced at {addr_text} by agent {agent_id}")
+        lost_before: set[tuple[str, str]] = set()
         if rec is not None:
+            lost_before = rec.lost_tasks
             self._forget_agent(rec)
+        self._recovered(agent_id)
         total = info.resources.with_role(DEFAULT_ROLE)
-        rec = self._admit_agent(agent_id, sender, addr_text, info, total)
+        rec = self._admit_agent(agent_id, sender, addr_text, info, total, m.incarnation)
         for fi in m.frameworks:
             if fi.id and fi.id not in self.frameworks and fi.id not in self.removed_frameworks:
                 # Learned from the agent: the framework may re-subscribe and keep its tasks.
@@ -251,9 +418,23 @@ class Master(KernelActor):
                 ex.framework_id, ex.executor_id, agent_id, role, ex.resources)
             self._charge(rec, role, ex.resources)
             allocated.append(M.Allocation(ex.framework_id, role, agent_id, ex.resources))
+        for fi in m.frameworks:
+            fw = self.frameworks.get(fi.id)
+            if fw is not None and not fw.connected and fw.failover_deadline is None:
+                self._start_failover(fw, self.now())
+        reported: set[tuple[str, str]] = set()
         for at in m.tasks:
             fw = self.frameworks.get(at.framework_id)
-            if fw is None or at.state.terminal:
+            reported.add((at.framework_id, at.task.task_id))
+            if fw is None:
+                continue
+            if at.state.terminal:
+                # Ended while the agent was away: its update is still on its way (or was
+                # acknowledged already); the task is no longer unreachable.
+                gone = fw.unreachable.pop(at.task.task_id, None)
+                if gone is not None:
+                    gone.state = at.state
+                    self._to_completed(fw, gone)
                 continue
             t = fw.unreachable.pop(at.task.task_id, None)
             role = at.task.resources.role
@@ -273,8 +454,41 @@ class Master(KernelActor):
                 self._send_update(fw, self._master_status(
                     t, at.state, Reason.REASON_AGENT_REREGISTERED,
                     f"agent {agent_id} re-registered"))
+        for fid, tid in sorted(lost_before - reported):
+            # Cut off with the agent, and not on it any more: gone for good.
+            fw = self.frameworks.get(fid)
+            t = fw.unreachable.pop(tid, None) if fw is not None else None
+            if fw is not None and t is not None:
+                t.state = TS.TASK_GONE
+                self._send_update(fw, self._master_status(t, TS.TASK_GONE, Reason.REASON_AGENT_REREGISTERED,
+                                                          f"agent {agent_id} re-registered without the task"))
+                self._to_completed(fw, t)
         self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
+        for fid in sorted({fi.id for fi in m.frameworks} | {at.framework_id for at in m.tasks}):
+            if fid in self.removed_frameworks:
+                self.tell(sender, M.ShutdownFramework(fid))  # removed while the agent was away
         self._to_allocator(M.AllocAddAgent(agent_id, total, tuple(allocated), info.capabilities))
+
+    def _drop_missing(self, rec: AgentRec, reported: set[tuple[str, str]]) -> None:
+        """Tasks the master placed on a restarted agent that its recovery does not know
+        (their launch was lost with the old agent): TASK_DROPPED (TASK_LOST)."""
+        now = self.now()
+        for key in sorted(set(rec.tasks) - reported):
+            t = rec.tasks[key]
+            fw = self.frameworks.get(key[0])
+            if t.state.terminal or fw is None:
+                continue
+            self._release(rec, t, now, recover=True)
+            t.state = TS.TASK_DROPPED
+            self._send_update(fw, self._master_status(t, TS.TASK_DROPPED, Reason.REASON_AGENT_RESTARTED,
+                                                      f"agent {rec.id} restarted without the task"))
+            fw.tasks.pop(t.task_id, None)
+            del rec.tasks[key]
+            ex = rec.executors.get((key[0], t.executor_id))
+            if ex is not None:
+                ex.tasks.discard(t.task_id)
+            self._to_completed(fw, t)
+        self._flush_recovered()
 
     def _schedule_ping(self, agent_id: str) -> None:
         due = self.now() + self.ping_interval
@@ -316,11 +530,16 @@ class Master(KernelActor):
             return None
         return rec
 
-    def _mark_unreachable(self, rec: AgentRec, why: str) -> None:
-        self.log.warning("master: %s; marking it unreachable", why)
+    def _mark_unreachable(self, rec: AgentRec, why: str, gone: Reason | None = None) -> None:
+        """Cut the agent off: its tasks become TASK_UNREACHABLE (TASK_LOST for frameworks
+        that are not partition-aware) - or, with ``gone``, TASK_GONE for good."""
+        if gone is None:
+            self.log.warning("master: %s; marking it unreachable", why)
         now = self.now()
         rec.reachable = False
         self.agent_by_addr.pop(rec.addr_text, None)
+        self.unreachable_by_addr[rec.addr_text] = rec.id
+        self._save_agent(rec)
         for offer_id in sorted(rec.offers):
             self._rescind(offer_id, recover=False)
         self._to_allocator(M.AllocRemoveAgent(rec.id))
@@ -331,7 +550,17 @@ class Master(KernelActor):
             if not t.released:
                 self._release(rec, t, now, recover=False)
             fw.tasks.pop(t.task_id, None)
+            if t.state.terminal:
+                # Ended already, its update not yet acknowledged: the agent will resend it.
+                self._to_completed(fw, t)
+                continue
+            if gone is not None:
+                t.state = TS.TASK_GONE
+                self._send_update(fw, self._master_status(t, TS.TASK_GONE, gone, why))
+                self._to_completed(fw, t)
+                continue
             fw.unreachable[t.task_id] = t
+            rec.lost_tasks.add((fid, t.task_id))
             state = TS.TASK_UNREACHABLE if fw.partition_aware else TS.TASK_LOST
             t.state = state
             self._send_update(fw, self._master_status(t, state, Reason.REASON_AGENT_REMOVED, why))
@@ -343,9 +572,29 @@ class Master(KernelActor):
             if fw.connected and fw.address is not None:
                 self.tell(fw.address, M.Failure(rec.id))
 
+    def _remove_agent(self, rec: AgentRec, reason: Reason, why: str) -> None:
+        """The agent is gone for good (it restarted as a new agent): its tasks are GONE
+        (TASK_LOST for frameworks that are not partition-aware)."""
+        self.log.warning("master: %s; removing agent %s", why, rec.id)
+        if rec.reachable:
+            self._mark_unreachable(rec, why, gone=reason)
+        for fid, tid in sorted(rec.lost_tasks):
+            fw = self.frameworks.get(fid)
+            t = fw.unreachable.pop(tid, None) if fw is not None else None
+            if fw is not None and t is not None:
+                t.state = TS.TASK_GONE
+                self._send_update(fw, self._master_status(t, TS.TASK_GONE, reason, why))
+                self._to_completed(fw, t)
+        rec.lost_tasks.clear()
+        self._forget_agent(rec)
+        self._unsave("agent/" + rec.id)
+
     def _forget_agent(self, rec: AgentRec) -> None:
         self.agents.pop(rec.id, None)
-        self.agent_by_addr.pop(rec.addr_text, None)
+        if self.agent_by_addr.get(rec.addr_text) == rec.id:
+            del self.agent_by_addr[rec.addr_text]
+        if self.unreachable_by_addr.get(rec.addr_text) == rec.id:
+            del self.unreachable_by_addr[rec.addr_text]
 
     # ------------------------------------------------------------------ frameworks
 
@@ -373,22 +622,33 @@ class Master(KernelActor):
             fid = f"{self.master_id}-{self._next_framework:04d}"
             fw = FrameworkRec(fid, _with_id(info, fid), sender, self.now())
             self.frameworks[fid] = fw
+        now = self.now()
         fw.suppressed = set(m.suppressed_roles)
+        fw.in_allocator, fw.last_seen, fw.subscribed_at = True, now, now
+        self._save_framework(fw)
         self.tell(sender, M.Subscribed(fid, self.heartbeat_interval, self.master_id))
         self._to_allocator(M.AllocAddFramework(fid, fw.info.roles, fw.info.capabilities,
                                                tuple(sorted(fw.suppressed)), ()))
 
     def _resubscribe(self, fw: FrameworkRec, info: M.FrameworkInfo, m: M.Subscribe,
                      sender: ActorAddress) -> None:
-        first_time = fw.address is None
+        first_time = not fw.in_allocator
+        if fw.connected and fw.address is not None and fw.address != sender:
+            # A failed-over scheduler took over: the old one is told it is out (Mesos:
+            # "Framework failed over").
+            self.tell(fw.address, M.Error("framework failed over to another scheduler", "", True))
         # Offers are rescinded and regenerated on every re-subscription (as in Mesos).
         for offer_id in sorted(fw.offers):
             self._rescind(offer_id, recover=True)
         roles_changed = info.roles != fw.info.roles
+        now = self.now()
         fw.info = _with_id(info, fw.id)
         fw.address = sender
         fw.connected = True
+        fw.last_seen = fw.subscribed_at = now
+        fw.failover_deadline = None
         fw.suppressed = set(m.suppressed_roles)
+        self._save_framework(fw)
         self._flush_recovered()
         self.tell(sender, M.Subscribed(fw.id, self.heartbeat_interval, self.master_id))
         if first_time or roles_changed:
@@ -396,10 +656,58 @@ class Master(KernelActor):
                          for t in fw.tasks.values() if not t.released]
             if not first_time:
                 self._to_allocator(M.AllocRemoveFramework(fw.id))
+            fw.in_allocator = True
             self._to_allocator(M.AllocAddFramework(fw.id, fw.info.roles, fw.info.capabilities,
                                                    tuple(sorted(fw.suppressed)), tuple(allocated)))
         else:
             self._to_allocator(M.AllocActivate(fw.id, True))
+
+    def _disconnect(self, fw: FrameworkRec, why: str) -> None:
+        """The scheduler went silent: no offers while it is away, and its failover
+        timeout starts.  Its tasks keep running."""
+        self.log.warning("master: framework %s disconnected: %s", fw.id, why)
+        fw.connected = False
+        for offer_id in sorted(fw.offers):
+            self._rescind(offer_id, recover=True, notify=False)
+        self._flush_recovered()
+        if fw.in_allocator:
+            self._to_allocator(M.AllocActivate(fw.id, False))
+        self._start_failover(fw, self.now())
+        if fw.address is not None:
+            # Should it still be there (its answers lost), it re-subscribes at once.
+            self._not_subscribed(fw.address, "", f"framework {fw.id} disconnected: {why}")
+
+    def _start_failover(self, fw: FrameworkRec, now: float) -> None:
+        deadline = now + max(0.0, fw.info.failover_timeout)
+        fw.failover_deadline = deadline
+        heapq.heappush(self._failover_heap, (deadline, fw.id))
+        if self._failover_timer_at is None or deadline < self._failover_timer_at:
+            self._failover_timer_at = deadline
+            self.set_timer("failover", deadline - now)
+
+    def timer_failover(self) -> None:
+        now = self.now()
+        self._failover_timer_at = None
+        heap = self._failover_heap
+        while heap and heap[0][0] <= now + 1e-9:
+            deadline, fid = heapq.heappop(heap)
+            fw = self.frameworks.get(fid)
+            if fw is not None and not fw.connected and fw.failover_deadline == deadline:
+                self._remove_framework(fw, f"did not re-subscribe within its failover timeout "
+                                           f"of {fw.info.failover_timeout:g} s")
+        if heap:
+            self._failover_timer_at = heap[0][0]
+            self.set_timer("failover", max(0.0, heap[0][0] - now))
+
+    def _not_subscribed(self, addr: ActorAddress, call: str, message: str) -> None:
+        self.stats["errors_replied"] += 1
+        self.tell(addr, M.Error(message, call, False, resubscribe=True))
+
+    @handles(M.HeartbeatReply)
+    def _heartbeat_reply(self, m: M.HeartbeatReply, sender: ActorAddress) -> None:
+        fw = self.frameworks.get(m.framework_id)
+        if fw is not None and fw.connected and fw.address == sender:
+            fw.last_seen = self.now()
 
     def _validate_framework(self, info: M.FrameworkInfo) -> str | None:
         if not info.name:
@@ -418,11 +726,12 @@ class Master(KernelActor):
             if fid in self.removed_frameworks:
                 self.reply_error(sender, call, f"framework {fid} has been removed", fatal=True)
             else:
-                self.reply_error(sender, call, f"framework {fid} is not subscribed")
+                self._not_subscribed(sender, call, f"framework {fid} is not subscribed")
             return None
-        if fw.address is None or fw.address != sender:
-            self.reply_error(sender, call, f"framework {fid} is subscribed from another address")
+        if fw.address is None or fw.address != sender or not fw.connected:
+            self._not_subscribed(sender, call, f"framework {fid} is not subscribed from this address")
             return None
+        fw.last_seen = self.now()
         return fw
 
     @handles(M.Teardown)
@@ -454,15 +763,27 @@ class Master(KernelActor):
             if agent.reachable:
                 self.tell(agent.address, M.ShutdownFramework(fw.id))
         self._flush_recovered()
+        for t in list(fw.tasks.values()) + list(fw.unreachable.values()):
+            if not t.state.terminal:
+                t.state = TS.TASK_KILLED
         fw.tasks.clear()
+        fw.unreachable.clear()
         del self.frameworks[fw.id]
         self.removed_frameworks.add(fw.id)
+        self._unsave("framework/" + fw.id)
+        if self.registry is not None:
+            self.registry.put("removed/" + fw.id, fw.id)
         self._to_allocator(M.AllocRemoveFramework(fw.id))
 
     def timer_heartbeat(self) -> None:
+        now = self.now()
+        silent_for = self.heartbeat_interval * self.max_missed_heartbeats
         for fid in sorted(self.frameworks):
             fw = self.frameworks[fid]
             if fw.connected and fw.address is not None:
+                if now - fw.last_seen > silent_for + 1e-9:
+                    self._disconnect(fw, f"no answer to {self.max_missed_heartbeats} heartbeats")
+                    continue
                 self.tell_encoded(fw.address, self._heartbeat_bytes)
         self.set_timer("heartbeat", self.heartbeat_interval)
 
@@ -801,6 +1122,9 @@ class Master(KernelActor):
             ex = agent.executors.get((fw.id, t.executor_id))
             if ex is not None:
                 ex.tasks.discard(t.task_id)
+        self._to_completed(fw, t)
+
+    def _to_completed(self, fw: FrameworkRec, t: TaskRec) -> None:
         fw.completed.append(t)
         fw.completed_ids.add(t.task_id)
         while len(fw.completed) > self.max_completed:
@@ -827,6 +1151,8 @@ class Master(KernelActor):
             if known is not None:
                 self._send_update(fw, self._master_status(known, known.state, Reason.REASON_RECONCILIATION, ""))
                 continue
+            if rt.agent_id in self.recovering:
+                continue  # its agent may still re-register: no answer yet (as in Mesos)
             agent = self.agents.get(rt.agent_id) if rt.agent_id else None
             if agent is not None and agent.reachable:
                 state, why = (TS.TASK_GONE if pa else TS.TASK_LOST), "the task is not on its agent"
@@ -944,6 +1270,8 @@ class Master(KernelActor):
             return
         for role, w in m.weights:
             self.weights[role] = w
+        if self.registry is not None:
+            self.registry.put("weights", M.AllocUpdateWeights(tuple(sorted(self.weights.items()))))
         self._to_allocator(M.AllocUpdateWeights(m.weights))
         self.tell(sender, M.QueryReply("weights", dict(sorted(self.weights.items()))))
 
@@ -961,6 +1289,11 @@ class Master(KernelActor):
             self.reply_error(sender, "UPDATE_QUOTA", str(e))
             return
         self.quotas = new
+        if self.registry is not None:
+            if quota.is_empty():
+                self.registry.delete("quota/" + m.role)
+            else:
+                self.registry.put("quota/" + m.role, M.AllocUpdateQuota(m.role, m.guarantee, m.limit))
         self._to_allocator(M.AllocUpdateQuota(m.role, m.guarantee, m.limit))
         # Outstanding offers of the role's subtree go back, to be made again under the new quota.
         for offer_id in sorted(self.offers):
@@ -985,6 +1318,8 @@ class Master(KernelActor):
             "master_id": self.master_id,
             "agents": sum(1 for a in self.agents.values() if a.reachable),
             "agents_unreachable": sum(1 for a in self.agents.values() if not a.reachable),
+            "agents_recovering": len(self.recovering),
+            "recovered_at": self.recovered_at,
             "frameworks": len(self.frameworks),
             "outstanding_offers": len(self.offers),
             "counters": dict(self.counters),
@@ -1025,6 +1360,16 @@ class Master(KernelActor):
             "quotas": {r: q.to_dict() for r, q in sorted(self.quotas.items())},
             "counters": dict(self.counters),
         }
+
+
+def _serial(ident: str, prefix: str) -> int:
+    """The number in an id this master would have made (``prefix`` + digits), else 0."""
+    tail = ident[len(prefix):] if ident.startswith(prefix) else ""
+    return int(tail) if tail.isdigit() else 0
+
+
+def _agent_with_id(info: M.AgentInfo, agent_id: str) -> M.AgentInfo:
+    return M.AgentInfo(info.hostname, info.resources, info.attributes, agent_id, info.capabilities)
 
 
 def _with_id(info: M.FrameworkInfo, fid: str) -> M.FrameworkInfo:

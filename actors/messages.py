@@ -413,6 +413,15 @@ class Message:
     data: bytes
 
 
+@message(12)
+@dataclass(frozen=True, slots=True)
+class HeartbeatReply:
+    """The framework's answer to a HEARTBEAT: the master's sign that it is still there
+    (Mesos learns it from the scheduler's open connection)."""
+
+    framework_id: Id
+
+
 # --------------------------------------------------------------------------- scheduler events
 
 
@@ -470,12 +479,16 @@ class Error:
     message: str
     call: str = ""          #: the refused call's type, when the error answers a call
     fatal: bool = False     #: True: the subscription is over
+    resubscribe: bool = False  #: True: the master does not count this scheduler as subscribed: SUBSCRIBE again
 
 
 @message(57)
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
-    pass
+    """Sent to every subscribed framework each ``heartbeat_interval_seconds``; it names
+    the master, so a framework notices a new one and re-subscribes."""
+
+    master_id: str = ""
 
 
 # --------------------------------------------------------------------------- agent protocol
@@ -497,6 +510,7 @@ class AgentTask:
 class RegisterAgent:
     agent_info: AgentInfo
     version: str = ""
+    incarnation: str = ""    #: new at every agent start: a new one at a known address means a restart
 
 
 @message(101)
@@ -507,6 +521,7 @@ class ReregisterAgent:
     executors: tuple[ExecutorInfo, ...] = ()
     tasks: tuple[AgentTask, ...] = ()
     version: str = ""
+    incarnation: str = ""
 
 
 @message(102)
@@ -715,6 +730,81 @@ class ExecUsage:
     """Executor -> agent: its running tasks' measured usage."""
 
     usages: tuple[TaskUsage, ...]
+
+
+# --------------------------------------------------------------------------- durable records
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    """The master's registry entry of an agent: where it is, and whether it was reachable."""
+
+    address: str
+    info: AgentInfo
+    reachable: bool = True
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class FrameworkRecord:
+    """The master's registry entry of a framework: its scheduler's address and info."""
+
+    address: str
+    info: FrameworkInfo
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class AgentCheckpoint:
+    """An agent's own record: the id the master gave it, and which master."""
+
+    agent_id: Id
+    master_id: str = ""
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class ExecutorCheckpoint:
+    """An agent's record of one executor: enough to re-create it after a restart and
+    re-attach it to its containers.  ``states`` holds the tasks' terminal states only
+    (the others are what their containers say)."""
+
+    framework_id: Id
+    info: ExecutorInfo
+    container_id: str
+    default: bool                       #: the default executor (task groups), else a command executor
+    tasks: tuple[TaskInfo, ...] = ()
+    groups: tuple[Count, ...] = ()      #: the launch group of each task (default executor)
+    states: tuple[tuple[str, TaskState], ...] = ()
+    gpus: tuple[AssignedGpu, ...] = ()
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class UpdatesCheckpoint:
+    """An agent's record of the status updates of one task not yet acknowledged."""
+
+    updates: tuple[StatusUpdate, ...]
+    task: TaskInfo | None = None
+
+
+@value
+@dataclass(frozen=True, slots=True)
+class RecoveredTask:
+    task: TaskInfo
+    container_id: str
+    group: Count = 0
+    state: TaskState = TaskState.TASK_STAGING   #: terminal: nothing to re-attach
+
+
+@message(160)
+@dataclass(frozen=True, slots=True)
+class ExecRecover:
+    """Agent -> a re-created executor: the tasks it had before the agent restarted; it
+    re-attaches to their containers (or reports them gone)."""
+
+    tasks: tuple[RecoveredTask, ...]
 
 
 # --------------------------------------------------------------------------- allocator protocol

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from .codec import pack_value
 from .messages import AssignedGpu, Reason, ResourceStatistics, TaskInfo
 from .resources import Resources
 
@@ -52,6 +53,9 @@ class Containerizer(Protocol):
     answers a short polling period while anything runs; the simulator answers
     the exact time of the next exit.
 
+    A container outlives its executor: :meth:`destroy` ends it (and frees what it
+    held) once the executor's terminal update for it has been taken in charge.
+
     ``gpus`` are the whole GPUs the agent gave the task (the containerizer
     isolates them); :meth:`usage` answers the container's measured usage, or
     None where nothing is measured (the simulator).
@@ -74,6 +78,12 @@ class Containerizer(Protocol):
 
     def shutdown(self) -> None: ...
 
+    def recover(self, container_id: str, task: TaskInfo, sandbox: str) -> bool:
+        """Re-attach to a container launched by an executor that is gone (its agent
+        restarted): True if the container is still known - running, or ended with an
+        exit that :meth:`reap` will report - else False."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Discovered:
@@ -86,3 +96,54 @@ class Discovered:
 
 class Discovery(Protocol):
     def __call__(self) -> Discovered: ...
+
+
+class Store(Protocol):
+    """Durable records of one actor: the master's registry, an agent's checkpoints.
+
+    Keys are strings.  ``put`` takes a value the codec packs (an ``@value`` dataclass,
+    a message, a string) and the store keeps it packed by :func:`actors.codec.pack_value`;
+    ``load`` answers every record as those bytes, as last written, and the actor decodes
+    them with :func:`actors.codec.unpack_value`.  What was written before ``flush``
+    returned survives the actor's process.
+    """
+
+    def load(self) -> dict[str, bytes]: ...
+
+    def put(self, key: str, value: Any) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def flush(self) -> None: ...
+
+
+class MemoryStore:
+    """A :class:`Store` in a dict that outlives the actor (the simulator keeps one per
+    actor, as a host keeps a work directory).
+
+    It keeps the values themselves and packs them when they are read back: the same
+    bytes as a store that packs at once, without packing what is never read (most
+    checkpoints of a simulated run are overwritten before any restart).  The values
+    are immutable, so nothing changes them in between.
+    """
+
+    def __init__(self, records: dict[str, Any] | None = None) -> None:
+        self.records: dict[str, Any] = {} if records is None else records
+        self.writes = 0
+
+    def load(self) -> dict[str, bytes]:
+        out = {}
+        for key, v in self.records.items():
+            out[key] = v if type(v) is bytes else pack_value(v)
+        return out
+
+    def put(self, key: str, value: Any) -> None:
+        self.records[key] = value
+        self.writes += 1
+
+    def delete(self, key: str) -> None:
+        self.records.pop(key, None)
+        self.writes += 1
+
+    def flush(self) -> None:
+        pass

@@ -49,6 +49,7 @@ from thespian.actors import ActorAddress, ActorExitRequest, ChildActorExited, Wa
 
 from actors.base import Addresses, load_object
 from actors.codec import decode, encode, peek_tag
+from actors.ports import MemoryStore
 
 from .network import ConstantNetwork, Network
 
@@ -184,6 +185,11 @@ class SimHost:
         self.network = network or ConstantNetwork()
         self.service, self.service_fixed = parse_service_time(service_time)
         self.refs: dict[str, SimRef] = {}
+        # Durable records by actor (registry, checkpoints): they outlive crashes, as a
+        # host's disk outlives its processes.
+        self.stores: dict[str, dict[str, Any]] = {}
+        # The containers of each simulated host, by agent name (sim.containerizer).
+        self.containers: dict[str, Any] = {}
         self.global_names: dict[str, ActorAddress] = {}
         self.messages = 0
         self.messages_by_tag: dict[int | None, int] = {}
@@ -250,7 +256,8 @@ class SimHost:
 
     # ------------------------------------------------------------------ messages
 
-    def send(self, src: SimRef, target: ActorAddress, msg: Any, extra: float = 0.0) -> None:
+    def send(self, src: SimRef, target: ActorAddress, msg: Any, extra: float = 0.0,
+             local: bool = False) -> None:
         if self._outbox is not None and src is not self.inbox_ref:
             self._outbox.append(("send", src, target, msg))  # leaves when the handler ends
             return
@@ -259,7 +266,7 @@ class SimHost:
             self.dead_letters += 1
             return
         net = self.network
-        delay = net.delay(src.node, ref.node)
+        delay = 0.0 if local else net.delay(src.node, ref.node)
         if delay is None:
             self.lost += 1
             return
@@ -294,13 +301,14 @@ class SimHost:
         queue: list[Any] = env._queue
         heappush(queue, (env._now + delay, NORMAL, next(env._eid), ev))
 
-    def tell(self, target: ActorAddress, msg: Any) -> None:
-        """Send from the harness (replies come back to ``self.inbox``).
+    def tell(self, target: ActorAddress, msg: Any, local: bool = False) -> None:
+        """Send from the harness (replies come back to ``self.inbox``).  ``local``: from
+        the target's own host (its launcher's Configure), at once and whatever the network.
 
         Kernel message values are encoded here, as any sender would."""
         if type(msg) is not bytes and hasattr(type(msg), "TAG"):
             msg = encode(msg)
-        self.send(self.inbox_ref, target, msg)
+        self.send(self.inbox_ref, target, msg, local=local)
 
     def _deliver(self, ev: _Event) -> None:
         ref = ev.target
@@ -527,6 +535,12 @@ class SimAddresses(Addresses):
 def clock(actor: Any, settings: dict[str, Any]) -> Callable[[], float]:
     env = actor._myRef.host.env
     return lambda: env._now
+
+
+def store(actor: Any, settings: dict[str, Any]) -> MemoryStore:
+    """The actor's durable records: one dict per component and name, kept by the host."""
+    host = actor._myRef.host
+    return MemoryStore(host.stores.setdefault(f"{actor.component}:{actor.name}", {}))
 
 
 def addresses(actor: Any, settings: dict[str, Any]) -> Addresses:

@@ -64,6 +64,7 @@ class SimCluster:
         self.faults = FaultLog()
         self.masters = 0
         self.retired: dict[str, int] = {}   # counters of masters that failed over
+        self.failovers: list[dict[str, Any]] = []   # each master failover: when, and whom to expect back
         self.master_node = network.place("master", "control")
         self.master, self.allocator = self._start_master()
         self.agent_names: list[str] = []
@@ -76,7 +77,8 @@ class SimCluster:
                 name = f"agent-{n}"
                 self.agent_settings[name] = {
                     "master": "master", "resources": text, "attributes": group.attributes,
-                    "hostname": name, "executor_ports": SIM_EXECUTOR_PORTS, "seed": self.seed}
+                    "hostname": name, "executor_ports": SIM_EXECUTOR_PORTS, "seed": self.seed,
+                    **scenario.agent_settings}
                 self.agent_nodes[name] = network.place(name, "agent")
                 self._start_agent(name)
                 self.agent_names.append(name)
@@ -114,16 +116,18 @@ class SimCluster:
         quotas = {r.name: r.quota.to_dict() for r in sc.roles if r.quota is not None}
         self._configure(master, "master", "master", {
             "master_id": "sim" if self.masters == 1 else f"sim{self.masters}", "allocator": "allocator",
-            "weights": weights, "quotas": quotas, "seed": self.seed})
+            "weights": weights, "quotas": quotas, "seed": self.seed, **sc.master_settings},
+            (("registry", "sim.host:store"),))
         return master, allocator
 
     def _start_agent(self, name: str) -> None:
         addr = self.host.spawn("actors.agent.Agent", name=name, node=self.agent_nodes[name])
-        self._configure(addr, "agent", name, self.agent_settings[name])
+        self._configure(addr, "agent", name, self.agent_settings[name], (("checkpoint", "sim.host:store"),))
 
     def _configure(self, addr: Any, component: str, name: str, settings: dict[str, Any],
                    extra_ports: tuple[tuple[str, str], ...] = ()) -> None:
-        self.host.tell(addr, M.Configure(component, name, settings, BASE_PORTS + extra_ports))
+        # The host's own launcher configures an actor: no network in between.
+        self.host.tell(addr, M.Configure(component, name, settings, BASE_PORTS + extra_ports), local=True)
 
     def _check_configured(self) -> None:
         # Deliver the Configure messages, then look at every answer.
@@ -137,7 +141,7 @@ class SimCluster:
     def _injector(self, fault: Fault) -> Callable[[], None]:
         return lambda: self.inject(fault)
 
-    def inject(self, fault: Fault, healing: bool = False) -> None:
+    def inject(self, fault: Fault) -> None:
         host = self.host
         net = host.network
         now = host.now
@@ -151,22 +155,37 @@ class SimCluster:
         kind = fault.kind
         note = ""
         if kind == "agent_crash":
+            # The host goes down: the agent, its executors, its tasks; a host that comes
+            # back has lost them all, and its agent starts as a new one.
             for n in names:
                 host.crash(n)
-            if fault.duration is not None and not healing:
-                host.call_at(now + fault.duration, lambda: self.inject(Fault(0, "agent_restart", fault.targets), True))
+                host.containers.pop(n, None)
+                host.stores.pop(f"agent:{n}", None)
+            def back() -> None:
+                for n in names:
+                    if n not in host.refs:
+                        self._start_agent(n)
+            self._heal_later(fault, back, len(names))
         elif kind == "agent_restart":
+            # The agent's process group is killed and started again: the tasks run on in
+            # their containers, and the new agent recovers them from its checkpoint.
             for n in names:
                 host.crash(n)
                 self._start_agent(n)
         elif kind == "master_failover":
             old = host.refs.get("master")
+            agents: set[str] = set()
+            fws: set[str] = set()
             if old is not None:
                 for k, v in old.instance.counters.items():
                     self.retired[k] = self.retired.get(k, 0) + v
+                agents = {a.addr_text for a in old.instance.agents.values() if a.reachable}
+                fws = {f.id for f in old.instance.frameworks.values() if f.connected}
             host.crash("master")
             host.crash("allocator")
             self.master, self.allocator = self._start_master()
+            self.failovers.append({"at": now, "master": host.actor(self.master), "agents": agents,
+                                   "frameworks": fws})
             note = f"master incarnation {self.masters}"
         elif kind == "partition":
             net.cut(nodes)
@@ -181,8 +200,7 @@ class SimCluster:
         elif kind == "slow_link":
             net.slow(nodes, fault.delay)
             self._heal_later(fault, lambda: net.slow(nodes, 0.0), len(nodes))
-        self.faults.record(now, kind + (" (heal)" if healing and kind != "agent_restart" else ""),
-                           fault.targets, len(nodes) or len(names), note)
+        self.faults.record(now, kind, fault.targets, len(nodes) or len(names), note)
 
     def _heal_later(self, fault: Fault, heal: Any, hosts: int) -> None:
         if fault.duration is not None:
@@ -371,6 +389,34 @@ def write_timeseries(path: str, samples: list[dict[str, Any]]) -> str:
     return path
 
 
+def recoveries(cluster: SimCluster) -> list[dict[str, Any]]:
+    """For each master failover: how long until every agent the old master had (and that
+    still lives) re-registered with the new one, and every framework it had re-subscribed."""
+    out = []
+    refs = cluster.host.refs
+    for fo in cluster.failovers:
+        m, at = fo["master"], fo["at"]
+        times: list[float] = []
+        agents = [a for a in sorted(fo["agents"]) if a in refs]
+        back = 0
+        for name in agents:
+            rec = m.agents.get(m.agent_by_addr.get(name, ""))
+            if rec is not None and rec.reachable and rec.registered_at >= at:
+                back += 1
+                times.append(rec.registered_at)
+        fws_back = 0
+        for fid in sorted(fo["frameworks"]):
+            fw = m.frameworks.get(fid)
+            if fw is not None and fw.subscribed_at is not None and fw.subscribed_at >= at:
+                fws_back += 1
+                times.append(fw.subscribed_at)
+        complete = back == len(agents) and fws_back == len(fo["frameworks"])
+        out.append({"at": round(at, 6), "agents": len(agents), "agents_back": back,
+                    "frameworks": len(fo["frameworks"]), "frameworks_back": fws_back,
+                    "seconds": round(max(times, default=at) - at, 6) if complete else None})
+    return out
+
+
 def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
     host = cluster.host
     fws = cluster.framework_actors()
@@ -389,6 +435,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
     peak, peak_at = peak_running([fw.tracker for fw in fws])
     master = host.actor(cluster.master)
     names: dict[int | None, str] = {t: c.__name__ for t, c in message_types().items()}
+    recovered = recoveries(cluster)
     out = {
         "scenario": cluster.scenario.name,
         "host": "sim",
@@ -396,6 +443,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "agents": cluster.scenario.agents,
         "frameworks": len(fws),
         **counts,
+        "tasks_lost_then_found": sum(fw.tracker.revived for fw in fws),
         "virtual_seconds": round(end, 6),
         "wall_seconds": round(wall, 3),
         "messages": host.messages,
@@ -417,6 +465,10 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "peak_tasks_running": peak,
         "peak_tasks_running_at": None if peak_at is None else round(peak_at, 6),
         "faults": cluster.faults.entries,
+        # The slowest recovery (None: none happened, or one never completed; see the list).
+        "master_recovery_seconds": (None if not recovered or any(r["seconds"] is None for r in recovered)
+                                    else max(r["seconds"] for r in recovered)),
+        "master_recoveries": recovered,
         "per_framework": per_framework,
     }
     return out

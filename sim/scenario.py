@@ -81,6 +81,8 @@ class Scenario:
     roles: list[RoleSpec] = field(default_factory=list)
     frameworks: list[FrameworkSpec] = field(default_factory=list)
     operator: list[OperatorCall] = field(default_factory=list)
+    master_settings: dict[str, Any] = field(default_factory=dict)
+    agent_settings: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
 
     @property
@@ -108,7 +110,14 @@ ROLE_KEYS = {"name", "weight", "quota"}
 FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale",
                   "trace", "trace_format", "trace_limit", "trace_time_scale", "stop_services_at",
                   "failover_timeout", "partition_aware", "count"}
-TOP_KEYS = {"sim", "cluster", "roles", "frameworks", "operator", "network", "faults", "sweep"}
+TOP_KEYS = {"sim", "cluster", "roles", "frameworks", "operator", "network", "faults", "sweep", "master",
+            "agent"}
+#: [master] keys: durations, and counts (the master's settings of the same names).
+MASTER_DURATIONS = {"agent_ping_timeout", "heartbeat_interval", "agent_reregister_timeout"}
+MASTER_COUNTS = {"max_agent_ping_timeouts", "max_framework_heartbeat_timeouts"}
+#: [agent] keys (the agent's settings of the same names).
+AGENT_DURATIONS = {"registration_backoff"}
+AGENT_COUNTS = {"master_ping_timeouts"}
 
 
 def _check_keys(table: Any, known: set[str], where: str) -> dict[str, Any]:
@@ -191,6 +200,17 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     sc.sample_every = _duration(sim.get("sample_every", "10s"), "[sim].sample_every")
     if sc.sample_every <= 0:
         raise ScenarioError("[sim].sample_every must be positive")
+
+    for table, durations, counts, out in (("master", MASTER_DURATIONS, MASTER_COUNTS, sc.master_settings),
+                                          ("agent", AGENT_DURATIONS, AGENT_COUNTS, sc.agent_settings)):
+        t = _check_keys(data.get(table, {}), durations | counts, f"[{table}]")
+        for key, v in t.items():
+            if key in durations:
+                out[key] = _duration(v, f"[{table}].{key}")
+                if out[key] <= 0 and key != "registration_backoff":
+                    raise ScenarioError(f"[{table}].{key} must be positive")
+            else:
+                out[key] = _int(v, f"[{table}].{key}", 1)
 
     if "network" in data:
         net = _check_keys(data["network"], NETWORK_KEYS, "[network]")

@@ -291,22 +291,23 @@ def test_agent_crash_with_a_duration_restarts_the_agents_which_register_again():
             {AT - 0.001: snapshot})
     assert r.summary["faults"] == [
         {"at": AT, "kind": "agent_crash", "targets": "agents[0:5]", "hosts": 5, "note": ""},
-        {"at": AT + 180, "kind": "agent_restart", "targets": "agents[0:5]", "hosts": 5, "note": ""}]
+        {"at": AT + 180, "kind": "agent_crash healed", "targets": "agents[0:5]", "hosts": 5, "note": ""}]
     host = r.cluster.host
     for name in CRASHED:
         agent = host.actor(name)                 # a new incarnation
         assert agent.registered
-        # by the restart the master had given the old one up: a new registration, a new id
-        assert agent.agent_id != ids[name]
+        # the host lost its checkpoint with its tasks: a new registration, a new id, and
+        # the master removes the old agent (unreachable since) for good
+        assert agent.agent_id != ids[name] and not agent.recovered
         rec = r.master.agents[agent.agent_id]
         assert rec.reachable and rec.addr_text == name
-        assert not r.master.agents[ids[name]].reachable
+        assert ids[name] not in r.master.agents
     assert r.summary["tasks_lost"] == 20
 
 
-def test_agent_restart_registers_the_new_agent_with_the_master():
-    """A restarted agent (fresh, without its old id) registers at once; the master still
-    knows its address and answers with the old agent id."""
+def test_agent_restart_recovers_the_agent_under_its_old_id():
+    """A restarted agent (its process group killed, its work directory kept) recovers from
+    its checkpoint and re-registers at once under its old id."""
     before = {}
 
     def snapshot(c):
@@ -321,24 +322,31 @@ def test_agent_restart_registers_the_new_agent_with_the_master():
     for n in CRASHED:
         agent, registered = before["after"][n]
         assert agent is not before["instances"][n]
-        assert registered and agent.agent_id == before["ids"][n]
+        assert registered and agent.agent_id == before["ids"][n] and agent.recovered
         assert r.master.agents[agent.agent_id].reachable
     assert r.summary["faults"] == [
         {"at": AT, "kind": "agent_restart", "targets": "agents[0:5]", "hosts": 5, "note": ""}]
-    assert r.summary["dead_letters"] > 0      # updates from the old executors' tasks go nowhere
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernel (actors/master.py _register_agent): a fresh RegisterAgent from an address the "
-    "master knows is taken for a retry and answered with the old id, so the tasks the "
-    "master thinks run there (gone with the old agent) are never lost nor reconciled: "
-    "they stay running for ever and the run goes on to [sim].until"))
-def test_the_tasks_of_a_restarted_agent_do_not_stay_running():
+def test_the_tasks_of_a_restarted_agent_run_on_and_finish():
     before = {}
+
+    def snapshot(c):
+        before["tasks"] = tasks_on(c, CRASHED)
+
+    def after(c):
+        # re-adopted: new executors, the same containers, still running
+        before["executors"] = sum(len(c.host.actor(n).executors) for n in CRASHED)
+        before["containers"] = sum(len(c.host.containers[n].live) for n in CRASHED)
+
     r = Run(scenario({"at": AT, "kind": "agent_restart", "targets": "agents[0:5]"}),
-            {AT - 0.001: lambda c: before.update(tasks=tasks_on(c, CRASHED))})
-    assert r.summary["tasks_running"] == 0
-    assert all(s.terminal for s in r.state_of(before["tasks"]))
+            {AT - 0.001: snapshot, AT + 1: after})
+    assert len(before["tasks"]) == 20
+    assert before["executors"] == before["containers"] == 20
+    s = r.summary
+    assert s["tasks_running"] == 0 and s["tasks_lost"] == 0
+    assert s["tasks_finished"] == 300
+    assert r.state_of(before["tasks"]) == {TaskState.TASK_FINISHED}
 
 
 def test_master_failover_starts_a_new_master():
@@ -362,20 +370,12 @@ def test_master_failover_starts_a_new_master():
     assert r.cluster.retired["offers_sent"] >= before["offers"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernel (actors/agent.py, actors/framework.py): nothing notices that the master changed "
-    "(no master detection, no ping timeout on the agent, no heartbeat timeout on the "
-    "framework), so agents never re-register with the new master nor frameworks re-subscribe"))
 def test_agents_reregister_with_the_new_master_after_a_failover():
     r = Run(scenario({"at": AT, "kind": "master_failover"}))
     assert {rec.addr_text for rec in r.master.agents.values() if rec.reachable} == {f"agent-{i}" for i in range(20)}
     assert r.summary["tasks_running"] == 0 and r.summary["tasks_pending"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kernel (actors/agent.py): an agent does not notice that the master stopped pinging it, "
-    "so once the master has given it up (a partition longer than 5 x 15 s) it never "
-    "re-registers after the heal, although the master would take it back"))
 def test_agents_given_up_during_a_partition_come_back_after_the_heal():
     r = Run(scenario({"at": AT, "kind": "partition", "targets": "agents[0:5]", "duration": "3m"}))
     assert {rec.addr_text for rec in r.master.agents.values() if rec.reachable} == {f"agent-{i}" for i in range(20)}
@@ -555,7 +555,7 @@ def test_summary_json_logs_every_fault_in_order(tmp_path):
         (65.0, "message_loss healed", "racks[1]", 5),
         (70.0, "partition healed", "racks[2]", 5),
         (80.0, "slow_link healed", "agents[10:20]", 10),
-        (150.0, "agent_restart", "agents[0:2]", 2),
+        (150.0, "agent_crash healed", "agents[0:2]", 2),
     ]
     assert logged[7]["note"] == "master incarnation 2"
     assert all(set(e) == {"at", "kind", "targets", "hosts", "note"} for e in logged)

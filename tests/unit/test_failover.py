@@ -1,0 +1,323 @@
+"""Fault tolerance in the simulator: master failover from the registry and from the agents,
+framework failover timeouts, agent recovery from checkpoints, partitions that come back,
+and reconciliation (actors/master.py, actors/agent.py, actors/framework.py, actors/executor.py).
+
+The cluster is the one of test_sim_faults: 20 agents of 4 cpus, 300 one-cpu tasks of
+60-120 s, full when the faults strike at 30 s.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import pytest
+
+from actors.messages import TaskState
+from sim.runner import SimCluster, summarize
+from sim.scenario import parse
+
+AT = 30.0
+CUT = [f"agent-{i}" for i in range(5)]
+TS = TaskState
+
+BASE: dict[str, Any] = {
+    "sim": {"seed": 7, "until": "30m"},
+    "cluster": {"agents": 20, "agent": {"cpus": 4, "mem": "8GiB", "disk": "100GiB"}},
+    "frameworks": [{"name": "b", "tasks": 300,
+                    "task": {"cpus": 1, "mem": "1GiB", "duration": "uniform(60s,120s)"}}],
+}
+
+
+class Run:
+    def __init__(self, *faults: dict[str, Any], framework: dict[str, Any] | None = None,
+                 probes: dict[float, Callable[[SimCluster], None]] | None = None, **top: Any) -> None:
+        d = copy.deepcopy(BASE)
+        d["frameworks"][0].update(framework or {})
+        d["faults"] = list(faults)
+        d.update(top)
+        self.cluster = c = SimCluster(parse(d, "failover"))
+        for t, probe in (probes or {}).items():
+            c.host.call_at(t, partial(probe, c))
+        self.end = c.run()
+        self.summary = summarize(c, self.end, 1.0)
+
+    @property
+    def master(self) -> Any:
+        return self.cluster.host.actor("master")
+
+    def framework(self) -> Any:
+        return self.cluster.host.actor("framework/b")
+
+
+def tasks_on(c: SimCluster, names: list[str]) -> set[str]:
+    return {tid for r in c.host.actor("master").agents.values() if r.addr_text in names for (_, tid) in r.tasks}
+
+
+def live_containers(c: SimCluster) -> int:
+    return sum(len(n.live) for n in c.host.containers.values())
+
+
+# ---------------------------------------------------------------------------- master failover
+
+
+def test_a_new_master_rebuilds_agents_tasks_and_frameworks_and_loses_nothing():
+    seen: dict[str, Any] = {}
+
+    def before(c):
+        m = c.host.actor("master")
+        seen["tasks"] = {(t.framework_id, t.task_id): t.agent_id for a in m.agents.values()
+                         for t in a.tasks.values()}
+        seen["fid"] = next(iter(m.frameworks))
+
+    def after(c):
+        m = c.host.actor("master")
+        seen["master"] = m
+        seen["rebuilt"] = {(t.framework_id, t.task_id): t.agent_id for a in m.agents.values()
+                           for t in a.tasks.values() if t.state == TS.TASK_RUNNING}
+        seen["connected"] = [f.id for f in m.frameworks.values() if f.connected]
+        seen["allocated"] = m.ledger.view(c.host.now)["*"]["allocated"]["cpus"]
+
+    r = Run({"at": AT, "kind": "master_failover"}, probes={AT - 0.001: before, AT + 5: after})
+    assert len(seen["tasks"]) == 80                      # the cluster was full
+    assert seen["master"].master_id == "sim2"
+    assert seen["rebuilt"] == seen["tasks"]              # every task, on its agent, RUNNING
+    assert seen["connected"] == [seen["fid"]]            # the framework kept its id
+    assert seen["allocated"] == 80                       # the accounts were rebuilt too
+    assert seen["master"].stats["registry_agents"] == 20
+    s = r.summary
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0 and s["tasks_failed"] == 0
+    rec = s["master_recoveries"]
+    assert rec == [{"at": AT, "agents": 20, "agents_back": 20, "frameworks": 1, "frameworks_back": 1,
+                    "seconds": s["master_recovery_seconds"]}]
+    # called back by the new master, the agents come within their backoff (1 s)
+    assert 0 < s["master_recovery_seconds"] <= 1.1
+
+
+def test_without_a_registry_agents_and_frameworks_find_the_new_master_by_their_timeouts():
+    def forget(c):
+        c.host.stores["master:master"].clear()
+
+    r = Run({"at": AT, "kind": "master_failover"}, probes={AT - 0.001: forget})
+    s = r.summary
+    assert r.master.stats["registry_agents"] == 0
+    # the agents notice after 6 silent ping intervals (90 s), the framework after 5 heartbeats
+    assert 60 < s["master_recovery_seconds"] <= 90 + 1 + 15
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0
+
+
+def test_agents_the_registry_names_that_never_return_become_unreachable():
+    def crash_some(c):
+        for n in CUT:
+            c.host.crash(n)
+
+    seen: dict[str, Any] = {}
+
+    def during(c):
+        m = c.host.actor("master")
+        seen["recovering"] = len(m.recovering)
+        seen["unreachable"] = sum(not a.reachable for a in m.agents.values())
+
+    r = Run({"at": AT, "kind": "master_failover"}, master={"agent_reregister_timeout": "2m"},
+            probes={AT - 0.001: crash_some, AT + 60: during})
+    assert seen == {"recovering": 5, "unreachable": 0}
+    m = r.master
+    assert not m.recovering and m.recovered_at == pytest.approx(AT + 120, abs=0.01)
+    assert {a.addr_text for a in m.agents.values() if not a.reachable} == set(CUT)
+    # the harness counts only live agents: the recovery completed
+    assert r.summary["master_recoveries"][0]["agents"] == 15
+
+
+def test_a_registry_record_that_does_not_decode_is_skipped_with_a_count():
+    def spoil(c):
+        store = c.host.stores["master:master"]
+        store["agent/sim-S3"] = b"\x93\x01garbage"
+        store["nonsense/1"] = b""
+
+    r = Run({"at": AT, "kind": "master_failover"}, probes={AT - 0.001: spoil})
+    assert r.master.stats["registry_bad_records"] == 2
+    # agent sim-S3 was not called back: it found the master by its ping timeout
+    assert r.summary["tasks_finished"] == 300 and r.summary["tasks_lost"] == 0
+
+
+def test_two_failovers_in_a_row():
+    r = Run({"at": AT, "kind": "master_failover"}, {"at": AT + 0.5, "kind": "master_failover"})
+    s = r.summary
+    assert r.master.master_id == "sim3"
+    assert [x["at"] for x in s["master_recoveries"]] == [AT, AT + 0.5]
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0
+
+
+# ---------------------------------------------------------------------------- framework failover
+
+
+LONG = {"cpus": 1, "mem": "1GiB", "duration": "10m"}
+
+
+def crash_framework(c: SimCluster) -> None:
+    c.host.crash("framework/b")
+
+
+def test_a_framework_that_does_not_come_back_is_removed_after_its_failover_timeout():
+    seen: dict[str, Any] = {}
+
+    def probe(key):
+        def p(c):
+            m = c.host.actor("master")
+            fw = next(iter(m.frameworks.values()), None)
+            seen[key] = (fw is not None, fw.connected if fw else None, live_containers(c))
+        return p
+
+    r = Run(framework={"failover_timeout": "1m", "task": LONG},
+            probes={AT: crash_framework, AT + 60: probe("silent"), AT + 100: probe("disconnected"),
+                    AT + 200: probe("removed")})
+    assert seen["silent"][:2] == (True, True)           # 5 heartbeats of 15 s not yet missed
+    assert seen["disconnected"][:2] == (True, False)     # disconnected; its tasks still run
+    assert seen["disconnected"][2] > 0
+    assert seen["removed"] == (False, None, 0)           # removed, every task killed
+    m = r.master
+    assert len(m.removed_frameworks) == 1
+    assert all(not a.tasks and a.allocated.is_empty() for a in m.agents.values())
+
+
+def test_a_framework_failover_timeout_survives_a_master_failover():
+    """Unlike Mesos (MESOS-4659): the new master learns the framework from its agents
+    (the registry is gone here) and still counts its failover timeout."""
+    seen: dict[str, Any] = {}
+
+    def forget(c):
+        c.host.stores["master:master"].clear()
+
+    def probe(key):
+        return lambda c: seen.update({key: (len(c.host.actor("master").frameworks), live_containers(c))})
+
+    Run({"at": AT + 1, "kind": "master_failover"}, framework={"failover_timeout": "2m", "task": LONG},
+        probes={AT: crash_framework, AT + 0.9: forget, AT + 150: probe("waiting"), AT + 260: probe("after")})
+    # learned from the agents as they came back (within 90 s + backoff), not yet expired;
+    # removed 2 minutes after
+    assert seen["waiting"][0] == 1 and seen["waiting"][1] > 0
+    assert seen["after"] == (0, 0)
+
+
+def test_a_framework_cut_off_for_a_while_is_disconnected_and_comes_back_with_its_tasks():
+    seen: dict[str, Any] = {}
+
+    def probe(c):
+        fw = next(iter(c.host.actor("master").frameworks.values()))
+        seen["connected"] = fw.connected
+
+    r = Run({"at": AT, "kind": "partition", "targets": "frameworks", "duration": "100s"},
+            probes={AT + 95: probe})
+    assert seen["connected"] is False
+    fw = r.framework()
+    assert fw.resubscriptions >= 1 and fw.connected
+    s = r.summary
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0
+
+
+def test_a_second_scheduler_with_the_same_id_takes_over_and_the_first_is_told():
+    seen: dict[str, Any] = {}
+
+    def second(c):
+        first = c.host.actor("framework/b")
+        seen["first"] = first
+        addr = c.host.spawn("actors.batch:BatchFramework", name="framework/b2", kind="framework")
+        c._configure(addr, "framework", "b2", {"master": "master", "name": "b", "framework_id": first.framework_id,
+                                               "tasks": [], "seed": 1})
+
+    r = Run(probes={AT: second})
+    first = seen["first"]
+    assert first.fatal_error == "framework failed over to another scheduler"
+    m = r.master
+    fw = m.frameworks.get(first.framework_id)
+    assert fw is None or fw.address == r.cluster.host.ref("framework/b2").address
+
+
+# ---------------------------------------------------------------------------- partitions
+
+
+@pytest.mark.parametrize("aware", [False, True])
+def test_a_long_partition_that_heals_brings_the_tasks_back(aware):
+    seen: dict[str, Any] = {}
+
+    def before(c):
+        seen["tasks"] = tasks_on(c, CUT)
+
+    def during(c):
+        tr = c.host.actor("framework/b").tracker
+        seen["during"] = {tr.state[t] for t in seen["tasks"]}
+
+    r = Run({"at": AT, "kind": "partition", "targets": "agents[0:5]", "duration": "3m"},
+            framework={"partition_aware": aware}, probes={AT - 0.001: before, AT + 100: during})
+    assert len(seen["tasks"]) == 20
+    assert seen["during"] == {TS.TASK_UNREACHABLE if aware else TS.TASK_LOST}
+    s = r.summary
+    # the tasks were not killed: they ran on, and finished
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0
+    assert s["tasks_lost_then_found"] == (0 if aware else 20)
+    assert not any(not a.reachable for a in r.master.agents.values())
+
+
+def test_an_agent_back_after_a_partition_reports_a_task_it_lost_as_gone():
+    seen: dict[str, Any] = {}
+
+    def before(c):
+        seen["task"] = victim = sorted(tasks_on(c, ["agent-0"]))[0]
+        # the task's container dies unseen while the agent is cut off: the executor is
+        # gone with it (as if the task's process group was killed by the kernel)
+        agent = c.host.actor("agent-0")
+        ex = next(e for e in agent.executors.values() if victim in e.tasks)
+        c.host.crash(ex.address)
+        agent.executors.pop((ex.framework_id, ex.info.executor_id))
+        agent.task_index.discard((ex.framework_id, victim))
+        c.host.containers["agent-0"].live.pop(ex.container_id)
+
+    r = Run({"at": AT, "kind": "partition", "targets": "agent-0", "duration": "3m"},
+            framework={"partition_aware": True}, probes={AT - 0.001: before})
+    assert r.framework().tracker.state[seen["task"]] == TS.TASK_GONE
+    assert r.summary["tasks_lost"] == 1 and r.summary["tasks_finished"] == 299
+
+
+# ---------------------------------------------------------------------------- agent recovery
+
+
+def test_an_agent_restart_recovers_its_pending_updates_and_keeps_them_in_order():
+    seen: dict[str, Any] = {}
+
+    def before(c):
+        # cut the agent off for a moment, so updates pile up unacknowledged, then restart it
+        agent = c.host.actor("agent-0")
+        seen["id"] = agent.agent_id
+
+    def restart(c):
+        agent = c.host.actor("agent-0")
+        seen["pending"] = sum(len(s.pending) for s in agent.streams.values())
+        seen["records"] = sorted(k.partition("/")[0] for k in c.host.stores["agent:agent-0"])
+
+    r = Run({"at": 60, "kind": "partition", "targets": "agent-0", "duration": "40s"},
+            {"at": 99, "kind": "agent_restart", "targets": "agent-0"},
+            probes={AT: before, 98.9: restart})
+    assert seen["pending"] > 0
+    assert "agent" in seen["records"] and "up" in seen["records"] and "ex" in seen["records"]
+    agent = r.cluster.host.actor("agent-0")
+    assert agent.recovered and agent.agent_id == seen["id"]
+    s = r.summary
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0 and s["tasks_failed"] == 0
+    assert agent.query("state", {})["pending_updates"] == 0
+
+
+def test_a_launch_lost_with_a_restarting_agent_is_dropped():
+    """The master placed tasks on an agent that never got the launch (lost on the way),
+    and the agent then restarted: the recovered agent does not report them, and the
+    master says TASK_DROPPED instead of counting them as running for ever."""
+    r = Run({"at": 5, "kind": "message_loss", "targets": "agent-0", "probability": 1.0, "duration": "10s"},
+            {"at": 16, "kind": "agent_restart", "targets": "agent-0"},
+            framework={"partition_aware": True,
+                       "task": {"cpus": 1, "mem": "1GiB", "duration": "uniform(60s,120s)", "start": "10s"}})
+    s = r.summary
+    dropped = sum(1 for st in r.framework().tracker.state.values() if st == TS.TASK_DROPPED)
+    assert dropped == 4                              # agent-0's offer (4 cpus), held until 10 s
+    assert s["tasks_finished"] + dropped == 300      # the batch framework does not retry
+    assert s["tasks_running"] == 0
