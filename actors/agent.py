@@ -349,8 +349,8 @@ class Agent(KernelActor):
             if t.agent_id != self.agent_id:
                 self.drop(f"{what}: task {t.task_id} is for agent {t.agent_id}", sender)
                 return False
-            if (framework.id, t.task_id) in self.task_index:
-                self.drop(f"{what}: task {t.task_id} is already here", sender)
+            if (framework.id, t.task_id) in self.task_index or (framework.id, t.task_id) in self.streams:
+                self.stats["launches_known"] += 1   # a launch the master sent again
                 return False
         return True
 

@@ -177,6 +177,11 @@ class Framework(KernelActor):
         self._reconcile_round = 0
         self._reconcile_started = 0.0
         self.heard_at: dict[str, float] = {}    # task -> when an update last came (during reconciliation)
+        # Tasks whose fate is open: launched and not heard of since, or unreachable.  They
+        # are reconciled every ``reconcile_interval`` until something else is heard.
+        self.unsure: dict[str, float] = {}
+        self.reconcile_interval = 60.0
+        self._heartbeat_at = 0.0
         self.framework_id = ""
         self.info: M.FrameworkInfo | None = None
         self.connected = False
@@ -197,6 +202,7 @@ class Framework(KernelActor):
         self.candidates = self.master_candidates(settings)
         self.master = self.candidates[0]
         self.heartbeat_timeouts = setting(settings, "master_heartbeat_timeouts", int, 5)
+        self.reconcile_interval = setting(settings, "reconcile_interval", float, 60.0)
         name = setting(settings, "name", str, type(self).__name__)
         roles = setting(settings, "roles", list, ["*"])
         for r in roles:
@@ -326,6 +332,26 @@ class Framework(KernelActor):
     def timer_reconcile(self) -> None:
         self._reconcile_live()
 
+    def _unsure(self, tid: str, now: float) -> None:
+        self.unsure.setdefault(tid, now)
+        if not self.timer_pending("unsure"):
+            self.set_timer("unsure", self.reconcile_interval)
+
+    def timer_unsure(self) -> None:
+        """Ask after the tasks whose fate is open: a launch that may have been lost on the
+        way, a task on an agent that is unreachable (it may be gone for good)."""
+        now = self.now()
+        due = sorted((tid, self.agent_of.get(tid, "")) for tid, since in self.unsure.items()
+                     if now - since >= self.reconcile_interval - 1e-9)
+        if due and self.connected and self.framework_id:
+            self.stats["unsure_reconciled"] += len(due)
+            for i in range(0, len(due), 1000):
+                self.reconcile(due[i:i + 1000])
+            for tid, _ in due:
+                self.unsure[tid] = now
+        if self.unsure:
+            self.set_timer("unsure", self.reconcile_interval)
+
     @handles(M.Offers)
     def _on_offers(self, m: M.Offers, sender: ActorAddress) -> None:
         if not self._from_master(sender, "OFFERS"):
@@ -347,13 +373,20 @@ class Framework(KernelActor):
         status = m.status
         now = self.now()
         tid = status.task_id
-        if self.tracker.revive(tid, status.state, now):
+        # TASK_UNKNOWN: the master knows neither the task nor its agent (Mesos keeps it
+        # non-terminal); the tracker counts it lost, taken back should the task be heard of.
+        state = TS.TASK_LOST if status.state == TS.TASK_UNKNOWN else status.state
+        if self.tracker.revive(tid, state, now):
             self.done_at = None
-        self.tracker.update(tid, status.state, now)
+        self.tracker.update(tid, state, now)
         if status.state.terminal:
             self.agent_of.pop(tid, None)
         elif status.agent_id:
             self.agent_of[tid] = status.agent_id
+        if state in (TS.TASK_STAGING, TS.TASK_UNREACHABLE):
+            self._unsure(tid, now)
+        else:
+            self.unsure.pop(tid, None)
         if self._reconcile_round:
             self.heard_at[tid] = now
         self.status_update(status)
@@ -393,8 +426,15 @@ class Framework(KernelActor):
         if m.master_id and m.master_id != self.master_id:
             self._resubscribe(f"master {m.master_id} leads", sender)
             return
+        now = self.now()
         if self._from_master(sender, "HEARTBEAT") and self.connected and self.framework_id:
             self.tell(sender, M.HeartbeatReply(self.framework_id))
+            if self._heartbeat_at and now - self._heartbeat_at > 1.5 * self.heartbeat_interval:
+                # A heartbeat went missing, and maybe updates with it (the master's own are
+                # sent once): ask after every task believed live.
+                self.stats["heartbeat_gaps"] += 1
+                self._start_reconciliation()
+        self._heartbeat_at = now
 
     # ------------------------------------------------------------------ callbacks to override
 
@@ -437,9 +477,13 @@ class Framework(KernelActor):
         ids = tuple(offer_ids)
         ops = tuple(operations)
         now = self.now()
+        offer = self.offers.get(ids[0]) if ids else None
         for op in ops:
             for t in (op.task_infos if isinstance(op, M.Launch) else op.task_group):
                 self.tracker.launch(t.task_id, now)
+                if offer is not None:
+                    self.agent_of[t.task_id] = offer.agent_id
+                self._unsure(t.task_id, now)
         for i in ids:
             self.offers.pop(i, None)
         filters = M.Filters(refuse_seconds) if refuse_seconds is not None else None

@@ -143,6 +143,7 @@ class Master(KernelActor):
         self.agents: dict[str, AgentRec] = {}
         self.agent_by_addr: dict[str, str] = {}
         self.unreachable_by_addr: dict[str, str] = {}
+        self.removed_agents: set[str] = set()   # gone for good: their tasks are TASK_GONE
         self.frameworks: dict[str, FrameworkRec] = {}
         self.removed_frameworks: set[str] = set()
         self.offers: dict[str, OfferRec] = {}
@@ -164,6 +165,8 @@ class Master(KernelActor):
         self.recovering: dict[str, M.AgentRecord] = {}   # registry agents not re-registered yet
         self.recovered_at: float | None = None
         self._failover_heap: list[tuple[float, str]] = []
+        self._launch_checks: deque[tuple[float, str, str]] = deque()   # (due, framework, task)
+        self.launch_retry = 30.0
         self._failover_timer_at: float | None = None
         self.started_at = 0.0
         self._ping_bytes = b""
@@ -186,6 +189,7 @@ class Master(KernelActor):
         self.max_completed = setting(settings, "max_completed_tasks_per_framework", int, 1000)
         self.max_missed_heartbeats = setting(settings, "max_framework_heartbeat_timeouts", int, 5)
         self.agent_reregister_timeout = setting(settings, "agent_reregister_timeout", float, 600.0)
+        self.launch_retry = setting(settings, "launch_retry_interval", float, 30.0)
         self.registry = self.ports.get("registry")
         for role, w in setting(settings, "weights", dict, {}).items():
             self.weights[role] = float(w)
@@ -347,6 +351,12 @@ class Master(KernelActor):
         if lost is not None and lost in self.agents:
             self._remove_agent(self.agents[lost], Reason.REASON_AGENT_RESTARTED,
                                f"agent {lost}, unreachable, came back as a new agent")
+        for old_id in [i for i, ar in self.recovering.items() if ar.address == addr_text]:
+            # The registry's agent at this address will not re-register: it came back new.
+            self.log.warning("master: agent %s came back as a new agent; removing it", old_id)
+            self._recovered(old_id)
+            self.removed_agents.add(old_id)
+            self._unsave("agent/" + old_id)
         total = m.agent_info.resources
         if total.role != DEFAULT_ROLE or total.is_empty():
             self.tell(sender, M.AgentRefused("an agent must offer unreserved resources"))
@@ -587,6 +597,7 @@ class Master(KernelActor):
                 self._to_completed(fw, t)
         rec.lost_tasks.clear()
         self._forget_agent(rec)
+        self.removed_agents.add(rec.id)
         self._unsave("agent/" + rec.id)
 
     def _forget_agent(self, rec: AgentRec) -> None:
@@ -652,13 +663,14 @@ class Master(KernelActor):
         self._flush_recovered()
         self.tell(sender, M.Subscribed(fw.id, self.heartbeat_interval, self.master_id))
         if first_time or roles_changed:
-            allocated = [M.Allocation(fw.id, t.role, t.agent_id, t.resources)
-                         for t in fw.tasks.values() if not t.released]
+            # No allocations with it: the allocator has every one of this framework's
+            # already - from the agents that re-registered with its tasks (AllocAddAgent),
+            # or from its own offers - and charging them again would count them twice.
             if not first_time:
                 self._to_allocator(M.AllocRemoveFramework(fw.id))
             fw.in_allocator = True
             self._to_allocator(M.AllocAddFramework(fw.id, fw.info.roles, fw.info.capabilities,
-                                                   tuple(sorted(fw.suppressed)), tuple(allocated)))
+                                                   tuple(sorted(fw.suppressed)), ()))
         else:
             self._to_allocator(M.AllocActivate(fw.id, True))
 
@@ -1028,6 +1040,38 @@ class Master(KernelActor):
         agent.tasks[(fw.id, t.task_id)] = t
         self._charge(agent, t.role, t.resources)
         self.counters["tasks_launched"] += 1
+        self._launch_checks.append((self.now() + self.launch_retry, fw.id, t.task_id))
+        if not self.timer_pending("launches"):
+            self.set_timer("launches", self.launch_retry)
+
+    def timer_launches(self) -> None:
+        """Launches not yet heard of from their agent are sent again: a launch lost on the
+        way would leave a task STAGING for ever.  The agent drops one it has already."""
+        now = self.now()
+        q = self._launch_checks
+        again: list[tuple[float, str, str]] = []
+        while q and q[0][0] <= now + 1e-9:
+            due, fid, tid = q.popleft()
+            fw = self.frameworks.get(fid)
+            t = fw.tasks.get(tid) if fw is not None else None
+            if t is None or t.state != TS.TASK_STAGING:
+                continue
+            agent = self.agents.get(t.agent_id)
+            if agent is None or not agent.reachable or fw is None:
+                continue
+            self.stats["launches_resent"] += 1
+            if t.task.executor is None:
+                self.tell(agent.address, M.RunTask(fw.info, t.task))
+            else:
+                ex = t.task.executor
+                group = tuple(x.task for x in agent.tasks.values()
+                              if x.framework_id == fid and x.executor_id == t.executor_id
+                              and x.state == TS.TASK_STAGING)
+                self.tell(agent.address, M.RunTaskGroup(fw.info, ex, group))
+            again.append((now + min(600.0, 2 * (now - due + self.launch_retry)), fid, tid))
+        q.extend(again)
+        if q:
+            self.set_timer("launches", max(0.0, min(x[0] for x in q) - now) if again else max(0.0, q[0][0] - now))
 
     def _charge(self, agent: AgentRec, role: str, res: Resources) -> None:
         agent.allocated = agent.allocated + res.with_role(DEFAULT_ROLE)
@@ -1158,6 +1202,8 @@ class Master(KernelActor):
                 state, why = (TS.TASK_GONE if pa else TS.TASK_LOST), "the task is not on its agent"
             elif agent is not None:
                 state, why = (TS.TASK_UNREACHABLE if pa else TS.TASK_LOST), "the task's agent is unreachable"
+            elif rt.agent_id in self.removed_agents:
+                state, why = (TS.TASK_GONE if pa else TS.TASK_LOST), "the task's agent was removed"
             else:
                 state, why = (TS.TASK_UNKNOWN if pa else TS.TASK_LOST), "the master knows neither task nor agent"
             self._send_update(fw, M.TaskStatus(rt.task_id, state, Source.SOURCE_MASTER,
