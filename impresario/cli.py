@@ -4,8 +4,8 @@
 
     impresario local [--agents N] [--tasks M] [--out DIR]      a whole cluster on loopback, one batch
     impresario sim SCENARIO.toml [--out DIR] [--seed N]        a scenario in virtual time
-    impresario master [--port 5050] [--listen IP]              a master for a real cluster
-    impresario agent --master HOST:PORT [--port 5051]          an agent joining it
+    impresario master [--port 5050] [--listen IP] [--work-dir DIR]   a master for a real cluster
+    impresario agent --master HOST:PORT [--port 5051] [--work-dir DIR]   an agent joining it
     impresario state [--master HOST:PORT]                      the master's state, as JSON
     impresario execute (--master HOST:PORT | --local) --cpus X --mem SIZE -- CMD [ARG...]
     impresario framework package.module:Class --master HOST:PORT
@@ -296,11 +296,13 @@ def cmd_master(args: argparse.Namespace) -> int:
         ALLOCATOR_CLASS,
         MASTER_CLASS,
         MASTER_GLOBAL_NAME,
+        MASTER_PORTS,
         Client,
         System,
         address_text,
         log_defs,
     )
+    from .realhost import BASE_PORTS
 
     os.environ["THESPIAN_BASE_IPADDR"] = args.listen
     work_dir = args.work_dir
@@ -315,10 +317,12 @@ def cmd_master(args: argparse.Namespace) -> int:
         client.configure(allocator, "allocator", "allocator",
                          {"master": address_text(master), "seed": uuid.uuid4().int % 2**31,
                           "allocation_interval": args.allocation_interval})
-        client.configure(master, "master", "master",
-                         {"master_id": master_id, "allocator": address_text(allocator)})
+        settings: dict[str, Any] = {"master_id": master_id, "allocator": address_text(allocator),
+                                    "work_dir": work_dir, "store_fsync": args.fsync}
+        client.configure(master, "master", "master", settings, MASTER_PORTS if args.registry else BASE_PORTS)
+        registry = f"registry {os.path.join(work_dir, 'registry')}" if args.registry else "no registry"
         _say(f"impresario master {master_id} on {args.listen}:{args.port} (actor {address_text(master)}); "
-             f"log {log_path}; Ctrl-C to stop")
+             f"log {log_path}; {registry}; Ctrl-C to stop")
         _wait_for_signal()
         _say("impresario master: stopping")
         return EXIT_OK
@@ -379,6 +383,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         AGENT_CLASS,
         AGENT_PORTS,
         EXECUTOR_PORTS,
+        RECOVERING_AGENT_PORTS,
         USAGE_INTERVAL,
         Client,
         address_text,
@@ -393,7 +398,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         settings: dict[str, Any] = {"master": address_text(master), "work_dir": args.work_dir,
                                     "executor_ports": EXECUTOR_PORTS, "output_tail_bytes": 16384,
                                     "seed": uuid.uuid4().int % 2**31, "containerizer": containerizer,
-                                    "usage_interval": USAGE_INTERVAL}
+                                    "usage_interval": USAGE_INTERVAL, "store_fsync": args.fsync}
         if args.reserved_mem is not None:
             settings["reserved_mem"] = args.reserved_mem
         if args.reserved_disk is not None:
@@ -405,7 +410,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         if args.attributes:
             settings["attributes"] = dict(kv.split(":", 1) for kv in args.attributes.split(";") if kv)
         client = Client(system.asys)
-        client.configure(agent, "agent", args.hostname or socket.gethostname(), settings, AGENT_PORTS)
+        client.configure(agent, "agent", args.hostname or socket.gethostname(), settings,
+                         RECOVERING_AGENT_PORTS if args.checkpoint else AGENT_PORTS)
         from .cluster import wait_for
         state = wait_for(lambda: (lambda s: s if s["registered"] or s["refused"] else None)(
             client.query(agent, "state")), 60, what="registration")
@@ -413,8 +419,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
             _say(f"impresario agent: refused by the master: {state['refused']}")
             return EXIT_FAILED
         offered = ";".join(f"{k}:{v}" for k, v in state["resources"].items())
+        tasks = sum(len(e["tasks"]) for e in state["executors"])
+        recovered = f"recovered {tasks} tasks from its checkpoint, " if tasks else ""
         _say(f"impresario agent {state['agent_id']} registered with {args.master[0]}:{args.master[1]}, "
-             f"offering {offered}; log {log_path}; Ctrl-C to stop")
+             f"{recovered}offering {offered}; log {log_path}; Ctrl-C to stop")
         _wait_for_signal()
         return EXIT_OK
     finally:
@@ -681,7 +689,14 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("master", help="run a master (and its allocator) for a real cluster")
     q.add_argument("--port", type=int, default=5050, help="the master system's port; agents join here (default 5050)")
     q.add_argument("--listen", default="127.0.0.1", help="the address to publish (default 127.0.0.1)")
-    q.add_argument("--work-dir", default="/var/tmp/impresario-master", help="where the log goes")
+    q.add_argument("--work-dir", default="/var/tmp/impresario-master",
+                   help="the log and the registry (WORK_DIR/registry); a master started again with the same "
+                        "one recovers the cluster from it (default /var/tmp/impresario-master)")
+    q.add_argument("--registry", action=argparse.BooleanOptionalAction, default=True,
+                   help="keep a registry of agents and frameworks for failover (default: on)")
+    q.add_argument("--fsync", action="store_true",
+                   help="sync each registry record to disk, so that it survives a crash of the host, not only "
+                        "of the master's processes (default: off)")
     q.add_argument("--master-id", help="this master's id (default: hostname and a random suffix)")
     q.add_argument("--allocation-interval", type=float, default=1.0, help="seconds between batch allocations")
     q.set_defaults(func=cmd_master)
@@ -690,7 +705,15 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--master", type=_hostport, required=True, help="HOST:PORT of the master")
     q.add_argument("--port", type=int, default=5051, help="this agent system's port (default 5051)")
     q.add_argument("--listen", help="the address to publish (default: loopback for a loopback master)")
-    q.add_argument("--work-dir", default="/var/tmp/impresario-agent", help="sandboxes and the log")
+    q.add_argument("--work-dir", default="/var/tmp/impresario-agent",
+                   help="sandboxes, the log and the checkpoints (WORK_DIR/meta); an agent started again with "
+                        "the same one recovers its tasks (default /var/tmp/impresario-agent)")
+    q.add_argument("--checkpoint", action=argparse.BooleanOptionalAction, default=True,
+                   help="checkpoint the agent's tasks and updates, so that a restart re-attaches to the "
+                        "running tasks (default: on)")
+    q.add_argument("--fsync", action="store_true",
+                   help="sync each checkpoint to disk, so that it survives a crash of the host, not only of "
+                        "the agent's processes (default: off)")
     q.add_argument("--resources", help="override discovery, Mesos style: 'cpus:4;mem:8192;disk:10000'")
     q.add_argument("--attributes", help="'rack:r1;zone:a'")
     q.add_argument("--hostname", help="the hostname to advertise")

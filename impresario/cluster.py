@@ -10,6 +10,13 @@ each agent in a system of its own, as ``impresario local`` does.  Every
 Thespian system started here is shut down by :meth:`LocalCluster.stop`, and
 any process of theirs still alive afterwards is killed: Thespian admins
 daemonize and would otherwise outlive us.
+
+Recovery is on by default: the master keeps its registry in
+``<work dir>/master/registry`` and each agent its checkpoints in
+``<work dir>/agent-N/meta/agent`` (``isolators/store.py``), so that a master
+or an agent killed and started again (:meth:`LocalCluster.kill_master`,
+:meth:`LocalCluster.restart_master`, and the same for agents) picks up where
+it was, its tasks still running.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import socket
 import tempfile
 import time
@@ -44,6 +52,11 @@ DEFAULT_AGENT_PORT = 5051
 EXECUTOR_PORTS = [["containerizer", "isolators.containerizer:Containerizer"]]
 USAGE_INTERVAL = 5.0   # seconds between two usage samples of a running task
 AGENT_PORTS = (*BASE_PORTS, ("discovery", "isolators.discovery:discovery"))
+#: Durable records on a real host (``isolators/store.py``): a master's registry, an agent's checkpoints.
+REGISTRY_PORT = ("registry", "isolators.store:registry")
+CHECKPOINT_PORT = ("checkpoint", "isolators.store:checkpoint")
+MASTER_PORTS = (*BASE_PORTS, REGISTRY_PORT)
+RECOVERING_AGENT_PORTS = (*AGENT_PORTS, CHECKPOINT_PORT)
 
 
 class KernelError(RuntimeError):
@@ -82,6 +95,10 @@ class System:
         self.asys = ActorSystem(SYSTEM_BASE, caps, logDefs=logdefs or False, transientUnique=True)
         self.port = caps.get("Admin Port")
         self.admin_pids = sorted(p.pid for p in me.children() if p.pid not in before)
+        # The admin daemonizes into a process group of its own, which its actors share.
+        self.pgids = sorted({g for g in (_pgid(pid) for pid in self.admin_pids)
+                             if g is not None and g != os.getpgid(0)})
+        self.killed = False
 
     def processes(self) -> list[psutil.Process]:
         out = []
@@ -94,7 +111,28 @@ class System:
                 pass
         return out
 
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGKILL the whole system at once - its admin, logger and actors, which share the
+        admin's process group - as a crash would, and wait until they are gone.  Tasks run
+        in sessions of their own and are not touched."""
+        procs = self.group_processes()
+        for pgid in self.pgids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        psutil.wait_procs(procs, timeout=timeout)
+        for pid in self.admin_pids:   # our own child, left a zombie when the admin daemonized
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
+        self.killed = True
+
+    def group_processes(self) -> list[psutil.Process]:
+        """Every live process of this system's process groups."""
+        groups = set(self.pgids)
+        return [p for p in psutil.process_iter() if p.pid != os.getpid() and _pgid(p.pid) in groups]
+
     def shutdown(self, timeout: float = 20.0) -> None:
+        if self.killed:
+            return   # nothing of it is left (its process groups' ids may name others by now)
         procs = self.processes()
         try:
             self.asys.shutdown()
@@ -105,6 +143,13 @@ class System:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         psutil.wait_procs(alive, timeout=5)
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
 
 
 class Client:
@@ -176,7 +221,8 @@ class LocalCluster:
     def __init__(self, agents: int = 2, work_dir: str | None = None,
                  agent_resources: str | None = None, master_settings: dict[str, Any] | None = None,
                  agent_settings: dict[str, Any] | None = None, log_level: str = "INFO",
-                 bind: str = "127.0.0.1", agent_shapes: list[str] | None = None) -> None:
+                 bind: str = "127.0.0.1", agent_shapes: list[str] | None = None, recovery: bool = True,
+                 agent_class: str = AGENT_CLASS) -> None:
         if agents < 1:
             raise ValueError("a cluster needs at least one agent")
         if agent_shapes is not None and len(agent_shapes) != agents:
@@ -197,6 +243,10 @@ class LocalCluster:
         self.master_id = f"local-{uuid.uuid4().hex[:8]}"
         self.agent_shapes = agent_shapes  # per-agent resources, instead of a share of the host
         self.log_path = os.path.join(self.work_dir, "impresario.log")
+        self.recovery = recovery
+        self.agent_class = agent_class
+        self.master_port = 0
+        self._share: str | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -213,45 +263,97 @@ class LocalCluster:
     def start(self, timeout: float = 60.0) -> LocalCluster:
         os.environ["THESPIAN_BASE_IPADDR"] = self.bind
         os.makedirs(self.work_dir, exist_ok=True)
-        logdefs = log_defs(self.log_path, self.log_level)
-        master_port = free_port(self.bind)
-        msys = System({"Admin Port": master_port, "impresario.master": True}, logdefs)
-        self.systems.append(msys)
+        self.master_port = free_port(self.bind)
+        self._start_master(timeout)
+        for i in range(self.n_agents):
+            self._start_agent(i, timeout)
+        wait_for(lambda: self.state().get("agents") and
+                 sum(1 for a in self.state()["agents"] if a["reachable"]) >= self.n_agents,
+                 timeout, what=f"{self.n_agents} agents to register")
+        return self
+
+    def _logdefs(self) -> dict[str, Any]:
+        return log_defs(self.log_path, self.log_level)
+
+    def _start_master(self, timeout: float) -> None:
+        """The master's system (at ``master_port``), its allocator and the master, configured."""
+        msys = System({"Admin Port": self.master_port, "impresario.master": True}, self._logdefs())
+        if self.systems:
+            self.systems[0] = msys
+        else:
+            self.systems.append(msys)
         self.client = client = Client(msys.asys)
         self.master = msys.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
         self.allocator = msys.asys.createActor(ALLOCATOR_CLASS, globalName=ALLOCATOR_GLOBAL_NAME)
         master_text = address_text(self.master)
         client.configure(self.allocator, "allocator", "allocator",
                          {"master": master_text, "seed": uuid.uuid4().int % 2**31}, timeout=timeout)
-        client.configure(self.master, "master", "master",
-                         {"master_id": self.master_id, "allocator": address_text(self.allocator),
-                          **self.master_settings}, timeout=timeout)
-        per_agent = self.agent_resources or self._share_of_host()
-        for i in range(self.n_agents):
-            sys_i = System({"Admin Port": free_port(self.bind),
-                            "Convention Address.IPv4": (self.bind, master_port)}, logdefs)
+        settings: dict[str, Any] = {"master_id": self.master_id, "allocator": address_text(self.allocator)}
+        ports = BASE_PORTS
+        if self.recovery:
+            settings["work_dir"] = os.path.join(self.work_dir, "master")
+            ports = MASTER_PORTS
+        client.configure(self.master, "master", "master", {**settings, **self.master_settings}, ports,
+                         timeout=timeout)
+
+    def _start_agent(self, i: int, timeout: float) -> None:
+        """Agent ``i`` in a system of its own joined to the master's; configured, not waited for."""
+        assert self.master is not None
+        sys_i = System({"Admin Port": free_port(self.bind),
+                        "Convention Address.IPv4": (self.bind, self.master_port)}, self._logdefs())
+        if i + 1 < len(self.systems):
+            self.systems[i + 1] = sys_i
+        else:
             self.systems.append(sys_i)
-            agent = sys_i.asys.createActor(AGENT_CLASS)
-            settings = {
-                "master": master_text,
-                "work_dir": os.path.join(self.work_dir, f"agent-{i}"),
-                "hostname": f"{socket.gethostname()}-agent{i}",
-                "executor_ports": EXECUTOR_PORTS,
-                "output_tail_bytes": 16384,
-                "usage_interval": USAGE_INTERVAL,
-                "seed": i,
-                **self.agent_settings,
-            }
-            if self.agent_shapes:
-                settings["resources"] = self.agent_shapes[i]
-            elif per_agent:
-                settings["resources"] = per_agent
-            Client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, AGENT_PORTS, timeout)
+        agent = sys_i.asys.createActor(self.agent_class)
+        settings = {
+            "master": address_text(self.master),
+            "work_dir": os.path.join(self.work_dir, f"agent-{i}"),
+            "hostname": f"{socket.gethostname()}-agent{i}",
+            "executor_ports": EXECUTOR_PORTS,
+            "output_tail_bytes": 16384,
+            "usage_interval": USAGE_INTERVAL,
+            "seed": i,
+            **self.agent_settings,
+        }
+        if self.agent_shapes:
+            settings["resources"] = self.agent_shapes[i]
+        elif self._per_agent:
+            settings["resources"] = self._per_agent
+        ports = RECOVERING_AGENT_PORTS if self.recovery else AGENT_PORTS
+        Client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, ports, timeout)
+        if i < len(self.agents):
+            self.agents[i] = agent
+        else:
             self.agents.append(agent)
-        wait_for(lambda: self.state().get("agents") and
-                 sum(1 for a in self.state()["agents"] if a["reachable"]) >= self.n_agents,
-                 timeout, what=f"{self.n_agents} agents to register")
-        return self
+
+    @property
+    def _per_agent(self) -> str | None:
+        if self._share is None:
+            self._share = self.agent_resources or self._share_of_host() or ""
+        return self._share or None
+
+    # ------------------------------------------------------------------ crashes and restarts
+
+    def kill_master(self) -> None:
+        """SIGKILL the master's whole system (admin, logger, master, allocator, and any
+        framework started in it), as a crash would."""
+        self.systems[0].kill()
+        self.client = None
+
+    def restart_master(self, timeout: float = 60.0, master_id: str | None = None) -> None:
+        """A new master (a new id) on the same port, with the same work directory: with
+        recovery on, it reads the registry and calls the agents and frameworks back."""
+        self.master_id = master_id or f"local-{uuid.uuid4().hex[:8]}"
+        self._start_master(timeout)
+
+    def kill_agent(self, i: int) -> None:
+        """SIGKILL agent ``i``'s whole system (admin, agent, executors); its tasks run on."""
+        self.systems[i + 1].kill()
+
+    def restart_agent(self, i: int, timeout: float = 60.0) -> None:
+        """Agent ``i`` again, with the same work directory (with recovery on: its checkpoint)."""
+        self._start_agent(i, timeout)
 
     def _share_of_host(self) -> str | None:
         """N agents on one host: each offers 1/N of it, so nothing is counted twice."""
@@ -271,12 +373,19 @@ class LocalCluster:
     # ------------------------------------------------------------------ use
 
     def start_framework(self, class_path: str, name: str, settings: dict[str, Any],
-                        timeout: float = 60.0) -> ActorAddress:
-        """Create a framework actor in the master's system and configure it."""
+                        timeout: float = 60.0, own_system: bool = False) -> ActorAddress:
+        """Create a framework actor and configure it: in the master's system, or with
+        ``own_system`` in a system of its own joined to it (so that it outlives a crash of
+        the master's)."""
         assert self.client is not None and self.master is not None
-        fw = self.systems[0].asys.createActor(class_path.replace(":", "."))
+        system = self.systems[0]
+        if own_system:
+            system = System({"Admin Port": free_port(self.bind),
+                             "Convention Address.IPv4": (self.bind, self.master_port)}, self._logdefs())
+            self.systems.append(system)
+        fw = system.asys.createActor(class_path.replace(":", "."))
         full = {"master": address_text(self.master), "name": name, **settings}
-        self.client.configure(fw, "framework", name, full, timeout=timeout)
+        Client(system.asys).configure(fw, "framework", name, full, timeout=timeout)
         return fw
 
     def state(self) -> dict[str, Any]:

@@ -14,13 +14,28 @@ Launching, as Mesos' containerizer does:
 4. the gate opens: the task runs, already inside everything.
 
 If any step fails, what was prepared is cleaned up and the launch fails
-with a clear reason.  While the container runs, :meth:`reap` polls the
-isolators' ``watch``: a limitation (an OOM kill, a refused fork) kills the
-whole container and its exit carries the limitation's reason.  A kill sends
+with a clear reason.  Before the gate opens, what a later executor needs to
+re-adopt the container is written to a state file in the agent's work
+directory (``meta/containers/...``, outside the task's reach): the main
+process's pid and start time, its cgroups and its network.
+
+While the container runs, :meth:`reap` polls the isolators' ``watch``: a
+limitation (an OOM kill, a refused fork) kills the whole container and its
+exit carries the limitation's reason.  A kill sends
 SIGTERM to every process of the container (every process of its cgroup
 where cgroups are on, else its process group and descendants), then SIGKILL
 after the executor's grace; :meth:`destroy` kills what is left, waits for it,
 and cleans up every isolator (cgroups removed, CNI DEL, namespace deleted).
+
+Recovery: a task runs in a session of its own, so it outlives its executor
+and its agent (their process group killed, it is reparented).  When the agent
+restarts from its checkpoint, the new executor calls :meth:`recover`, which
+reads the state file and re-adopts the main process if it still runs (same pid
+*and* same start time, so a reused pid is never taken for it): from then on
+:meth:`reap`, :meth:`kill`, :meth:`usage` and :meth:`destroy` work for it as for
+a container launched here.  Such a process is not a child of the new executor,
+so its exit status cannot be known: its exit is reported with status None (as
+is that of a container whose process ended while nobody watched).
 
 Isolators are composed by name from :data:`ISOLATORS`; an unknown name is
 refused at start-up with a message naming it.
@@ -29,6 +44,7 @@ refused at start-up with a message naming it.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import pwd
@@ -48,7 +64,7 @@ from actors.messages import AssignedGpu, ResourceStatistics, TaskInfo
 from actors.ports import ContainerError, ContainerExit, Launched
 
 from .cgroups import CgroupsIsolator, Hierarchies, IsolationError, detect
-from .cni import CniIsolator
+from .cni import CniIsolator, find_network
 from .gpu import NvidiaGpuIsolator
 from .isolator import Container, Isolator, Limitation
 from .limits import private_dev_setup
@@ -60,6 +76,7 @@ FAST_POLL = 0.05
 SLOW_POLL = 1.0
 SHUTDOWN_GRACE = 2.0
 GATE_STATUS = 125   # the gate's exit status when it was never opened
+STATE_VERSION = 1   # of the container state files written for recovery
 
 #: Names an ``--isolation`` list may hold, in the order their isolators run.
 ISOLATORS = ("cgroups/cpu", "cgroups/mem", "cgroups/pids", "cgroups/devices", "gpu/nvidia", "network/cni",
@@ -161,10 +178,48 @@ def gate_script(setup: list[str], exec_wrappers: Iterable[list[str]] = ()) -> st
     return "\n".join(lines)
 
 
+class _Adopted:
+    """The main process of a container re-adopted after a restart: not a child of this
+    process, so it is watched through psutil and its exit status stays unknown.  Shaped
+    like the part of ``Popen`` the containerizer uses (``pid``, ``returncode``, ``wait``);
+    :meth:`ended` stands for ``poll``."""
+
+    def __init__(self, pid: int, create_time: float, proc: psutil.Process | None) -> None:
+        self.pid = pid
+        self.create_time = create_time
+        self.proc = proc          # None: it had ended before it was re-adopted
+        self.gone = proc is None
+        self.returncode: int | None = None   # never known
+
+    def owns_pid(self) -> bool:
+        """The pid still names this process (running, or a zombie): signalling its process
+        group cannot reach a stranger that got the pid again."""
+        return _same_process(self.pid, self.create_time) is not None
+
+    def ended(self) -> bool:
+        if not self.gone:
+            assert self.proc is not None
+            try:
+                # Not ours to reap: a zombie waits for its new parent, and runs nothing.
+                self.gone = self.proc.status() == psutil.STATUS_ZOMBIE or not self.proc.is_running()
+            except psutil.NoSuchProcess:
+                self.gone = True
+            except psutil.Error:
+                pass
+        return self.gone
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.ended():
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0.0)
+            time.sleep(0.01)
+
+
 @dataclass
 class _Running:
     c: Container
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | _Adopted
     files: list[IO[bytes]] = field(default_factory=list)
     poll: float = FAST_POLL
     limitation: Limitation | None = None
@@ -182,6 +237,10 @@ class Containerizer:
         self.parent = str(settings.get("container_id") or "")
         self.isolators = build_isolators(opts)
         self.running: dict[str, _Running] = {}
+        # Where the state files for recovery go: the agent's work directory, out of the tasks'
+        # sandboxes (a task must not be able to point a later executor at another process).
+        work_dir = settings.get("work_dir")
+        self.state_dir = os.path.join(str(work_dir), "meta", "containers") if work_dir else None
 
     # ------------------------------------------------------------------ launching
 
@@ -225,11 +284,13 @@ class Containerizer:
             c.pid = proc.pid
             for iso in self.isolators:
                 iso.isolate(c, proc.pid)
+            self._save_state(c)
         except BaseException as e:
             if proc is not None:
                 proc.kill()
                 proc.wait()
             self._cleanup(c, prepared)
+            self._forget_state(container_id)
             for f in files:
                 f.close()
             if isinstance(e, OSError):
@@ -263,8 +324,12 @@ class Containerizer:
                     log.info("container %s: %s", cid, r.limitation.message)
                     self._signal(r, signal.SIGKILL)
                     r.poll = FAST_POLL
-            rc = r.proc.poll()
-            if rc is None:
+            if isinstance(r.proc, _Adopted):
+                ended, rc = r.proc.ended(), None   # not our child: the status is unknown
+            else:
+                rc = r.proc.poll()
+                ended = rc is not None
+            if not ended:
                 r.poll = min(SLOW_POLL, r.poll * 1.25)
                 continue
             if r.limitation is None:
@@ -299,11 +364,13 @@ class Containerizer:
         for iso in self.isolators:
             if iso.signal(r.c, sig):
                 return
+        if isinstance(r.proc, _Adopted) and not r.proc.owns_pid():
+            return   # gone for good: its pid may name another process by now
         _signal_tree(r.proc.pid, sig)
 
     def kill(self, container_id: str, hard: bool = False) -> None:
         r = self.running.get(container_id)
-        if r is None or r.proc.returncode is not None:
+        if r is None or r.proc.returncode is not None or (isinstance(r.proc, _Adopted) and r.proc.ended()):
             return
         self._signal(r, signal.SIGKILL if hard else signal.SIGTERM)
         r.poll = FAST_POLL
@@ -329,11 +396,127 @@ class Containerizer:
         self._cleanup(r.c, self.isolators)
         for f in r.files:
             f.close()
+        self._forget_state(container_id)
+
+    # ------------------------------------------------------------------ recovery
+
+    def _state_path(self, container_id: str) -> str | None:
+        if self.state_dir is None:
+            return None
+        *dirs, last = self._path(container_id)
+        return os.path.join(self.state_dir, *dirs, last + ".json")
+
+    def _save_state(self, c: Container) -> None:
+        """What :meth:`recover` needs, written atomically before the task runs."""
+        path = self._state_path(c.id)
+        if path is None:
+            return
+        try:
+            create_time = psutil.Process(c.pid).create_time()
+        except psutil.Error as e:
+            raise ContainerError(f"container {c.id}: its process vanished before it ran: {e}") from None
+        record: dict[str, Any] = {"version": STATE_VERSION, "container_id": c.id, "pid": c.pid,
+                                  "create_time": create_time, "ip_addresses": list(c.ip_addresses)}
+        cgroups = c.state.get("cgroups")
+        if cgroups:
+            record["cgroups"] = dict(cgroups)
+        cni = c.state.get("network/cni")
+        if cni:
+            record["cni"] = {"network": cni["net"].name, "netns": cni["netns"], "result": cni["result"],
+                             "added": cni["added"]}
+        try:
+            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            tmp = f"{path}.{os.getpid()}.tmp"
+            with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+                json.dump(record, f)
+            os.replace(tmp, path)
+        except (OSError, TypeError, ValueError) as e:
+            raise ContainerError(f"container {c.id}: cannot record its state for recovery in {path}: {e}") from None
+
+    def _forget_state(self, container_id: str) -> None:
+        path = self._state_path(container_id)
+        if path is None or self.state_dir is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        # The emptied folders of a task group and of the agent go too.
+        parent = os.path.dirname(path)
+        while parent.startswith(self.state_dir + os.sep):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                break
+            parent = os.path.dirname(parent)
+
+    def _load_state(self, container_id: str) -> dict[str, Any] | None:
+        path = self._state_path(container_id)
+        if path is None:
+            return None
+        try:
+            with open(path) as f:
+                record = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            log.warning("container %s: its state file %s is unreadable: %s", container_id, path, e)
+            return None
+        if not (isinstance(record, dict) and record.get("version") == STATE_VERSION
+                and record.get("container_id") == container_id and type(record.get("pid")) is int
+                and record["pid"] > 0 and isinstance(record.get("create_time"), int | float)):
+            log.warning("container %s: its state file %s is not one this containerizer wrote", container_id, path)
+            return None
+        return record
 
     def recover(self, container_id: str, task: TaskInfo, sandbox: str) -> bool:
-        """Re-attach to a container of an executor that is gone.  Not done on a real host
-        yet: such a task is reported TASK_LOST (its process is left running)."""
-        return container_id in self.running
+        """Re-attach to a container launched by an executor that is gone, from its state
+        file: True if the container is known - its main process still running (the same pid
+        with the same start time), or ended with an exit that :meth:`reap` reports with
+        status None - else False (nothing was recorded: the task is lost)."""
+        if container_id in self.running:
+            return True
+        record = self._load_state(container_id)
+        if record is None:
+            return False
+        c = Container(container_id, self._path(container_id), task, sandbox)
+        c.pid = record["pid"]
+        c.ip_addresses = [str(a) for a in record.get("ip_addresses") or []]
+        names = {iso.name for iso in self.isolators}
+        cgroups = record.get("cgroups")
+        if "cgroups" in names and isinstance(cgroups, dict):
+            c.state["cgroups"] = {str(k): str(v) for k, v in cgroups.items()}
+        cni = record.get("cni")
+        if isinstance(cni, dict):
+            self._recover_cni(c, cni)
+        proc = _same_process(c.pid, float(record["create_time"]))
+        with contextlib.suppress(psutil.Error):
+            if proc is not None and proc.status() == psutil.STATUS_ZOMBIE:
+                proc = None
+        for iso in self.isolators:
+            iso.recover([c])
+        self.running[container_id] = _Running(c, _Adopted(c.pid, float(record["create_time"]), proc))
+        log.info("container %s: re-adopted (pid %d, %s)", container_id, c.pid,
+                 "running" if proc is not None else "ended meanwhile, status unknown")
+        return True
+
+    def _recover_cni(self, c: Container, saved: dict[str, Any]) -> None:
+        """The network of a re-adopted container, so that its cleanup takes it down."""
+        iso = next((i for i in self.isolators if isinstance(i, CniIsolator)), None)
+        if iso is None:
+            return
+        netns = str(saved.get("netns", ""))
+        state = iso.shared.get(netns)
+        if state is None:
+            try:
+                net = find_network(iso.config_dir, str(saved.get("network", "")))
+            except ContainerError as e:
+                log.warning("container %s: its network cannot be recovered (%s): it will not be taken down",
+                            c.id, e)
+                return
+            state = {"net": net, "netns": netns, "result": saved.get("result"),
+                     "added": int(saved.get("added", 0)), "users": set()}
+            iso.shared[netns] = state
+        state["users"].add(c.id)
+        c.state[iso.name] = state
 
     def shutdown(self) -> None:
         live = [r for r in self.running.values() if r.proc.returncode is None]
@@ -403,6 +586,15 @@ def _environment(task: TaskInfo, container_id: str, sandbox: str, c: Container) 
     for name, dirs in c.env_paths.items():
         env[name] = ":".join([p for p in (env.get(name, ""),) if p] + dirs)
     return env
+
+
+def _same_process(pid: int, create_time: float) -> psutil.Process | None:
+    """The process ``pid`` if it is still the one started at ``create_time`` (else None)."""
+    try:
+        p = psutil.Process(pid)
+        return p if abs(p.create_time() - create_time) < 0.05 else None
+    except psutil.Error:
+        return None
 
 
 def _signal_tree(pid: int, sig: int) -> None:

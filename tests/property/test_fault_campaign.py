@@ -264,7 +264,7 @@ class FaultCampaign(RuleBasedStateMachine):
 
 TestFaultCampaign = FaultCampaign.TestCase
 # At least 200 examples in every run (more with the campaign profile: tox -e campaign).
-TestFaultCampaign.settings = settings(max_examples=max(200, settings.default.max_examples),
+TestFaultCampaign.settings = settings(max_examples=max(200, settings().max_examples),
                                       stateful_step_count=30, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow,
                                                              HealthCheck.filter_too_much])
