@@ -238,6 +238,10 @@ class Agent(KernelActor):
         self.cancel_timer("watch")
         self.set_timer("register", self.rng.uniform(0, self.backoff))
 
+    def _adopt_candidate(self, master: ActorAddress) -> None:
+        self.stats["masters_adopted"] += 1
+        self.candidates[self._candidate] = master
+
     def timer_watch(self) -> None:
         if not self.registered or self.refused:
             return
@@ -320,8 +324,13 @@ class Agent(KernelActor):
     def _ping(self, m: M.Ping, sender: ActorAddress) -> None:
         current = sender == self.master   # one comparison: the health check is the hottest message
         if not current and sender not in self.candidates:
-            self.drop("Ping not from a master", sender)
-            return
+            if not m.master_id or m.master_id == self.master_id:
+                self.drop("Ping not from a master", sender)
+                return
+            # A master restarted elsewhere (on a real host its actor has a new address) or a
+            # standby not in the list calls this agent back; it takes the place of the one
+            # this agent followed.
+            self._adopt_candidate(sender)
         if not current or not m.connected or (self.master_id and m.master_id != self.master_id):
             if self.refused:
                 return

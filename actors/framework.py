@@ -421,8 +421,12 @@ class Framework(KernelActor):
     @handles(M.Heartbeat)
     def _on_heartbeat(self, m: M.Heartbeat, sender: ActorAddress) -> None:
         if sender != self.master and sender not in self.candidates:
-            self.drop("HEARTBEAT not from a master", sender)
-            return
+            if not m.master_id or m.master_id == self.master_id:
+                self.drop("HEARTBEAT not from a master", sender)
+                return
+            # A master restarted at a new address, or a standby not in the list.
+            self.stats["masters_adopted"] += 1
+            self.candidates[self._candidate] = sender
         if m.master_id and m.master_id != self.master_id:
             self._resubscribe(f"master {m.master_id} leads", sender)
             return

@@ -103,19 +103,23 @@ class SimCluster:
 
     # ------------------------------------------------------------------ building
 
-    def _start_master(self) -> tuple[Any, Any]:
+    def _start_master(self, address: str = "master") -> tuple[Any, Any]:
+        """Start a master and its allocator.  Their names (and so the registry) stay "master"
+        and "allocator"; ``address`` may differ, as for a master restarted on a real host,
+        where its actor gets a new port: agents and frameworks then follow its calls."""
         sc = self.scenario
         self.masters += 1
         host = self.host
         weights = {r.name: r.weight for r in sc.roles}
-        master = host.spawn("actors.master.Master", name="master", node=self.master_node)
-        allocator = host.spawn("actors.allocator.Allocator", name="allocator", node=self.master_node)
+        allocator_address = "allocator" if address == "master" else f"allocator-{address}"
+        master = host.spawn("actors.master.Master", name=address, node=self.master_node)
+        allocator = host.spawn("actors.allocator.Allocator", name=allocator_address, node=self.master_node)
         self._configure(allocator, "allocator", "allocator", {
-            "master": "master", "seed": self.seed, "weights": weights,
+            "master": address, "seed": self.seed, "weights": weights,
             "allocation_interval": sc.allocation_interval, "policy": sc.allocator})
         quotas = {r.name: r.quota.to_dict() for r in sc.roles if r.quota is not None}
         self._configure(master, "master", "master", {
-            "master_id": "sim" if self.masters == 1 else f"sim{self.masters}", "allocator": "allocator",
+            "master_id": "sim" if self.masters == 1 else f"sim{self.masters}", "allocator": allocator_address,
             "weights": weights, "quotas": quotas, "seed": self.seed, **sc.master_settings},
             (("registry", "sim.host:store"),))
         return master, allocator

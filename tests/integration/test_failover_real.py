@@ -11,54 +11,19 @@ import contextlib
 import os
 import signal
 import time
-from typing import Any
 
 import psutil
 import pytest
 
-from actors import messages as M
-from actors.agent import Agent
-from actors.base import handles
 from actors.batch import make_task
 from actors.resources import Resources
 from impresario.cluster import AGENT_CLASS, LocalCluster, wait_for
 from isolators.containerizer import Containerizer, default_isolation
-from tests.actors.probe import ProbeFramework
 
 pytestmark = pytest.mark.integration
 
 PROBE = "tests.actors.probe:ProbeFramework"
 PATIENCE = 180.0   # one condition, on a loaded two-core machine
-
-# On a real host a master started again is a new actor process with a new address (Thespian
-# gives each actor an ephemeral port), and the agents and frameworks drop its calls as "not
-# from a master": they take pings and heartbeats only from the addresses they were configured
-# with (actors/agent.py ``_ping``, actors/framework.py ``_on_heartbeat``).  These two
-# subclasses carry the fix suggested for that: a call that names another master id, from an
-# address not known yet, is a new master's (as in Mesos, where the leading master is whoever
-# ZooKeeper names).  The master-failover test runs with them, and once without (xfail).
-
-
-class FollowingAgent(Agent):
-    @handles(M.Ping)
-    def _ping(self, m: M.Ping, sender: Any) -> None:
-        if sender != self.master and sender not in self.candidates and m.master_id != self.master_id:
-            self.candidates.append(sender)
-        super()._ping(m, sender)
-
-
-class FollowingProbe(ProbeFramework):
-    @handles(M.Heartbeat)
-    def _on_heartbeat(self, m: M.Heartbeat, sender: Any) -> None:
-        if sender != self.master and sender not in self.candidates and m.master_id \
-                and m.master_id != self.master_id:
-            self.candidates.append(sender)
-        super()._on_heartbeat(m, sender)
-
-
-FOLLOWING_AGENT = f"{__name__}.FollowingAgent"
-FOLLOWING_PROBE = f"{__name__}:FollowingProbe"
-
 
 def alive(pid):
     try:
@@ -212,12 +177,6 @@ def test_a_container_that_ended_or_whose_pid_was_reused_is_reported_ended(tmp_pa
 # --------------------------------------------------------------------------- a master crash
 
 
-MASTER_CALL_DROPPED = ("a restarted master has a new actor address, and agents and frameworks drop its pings "
-                       "and heartbeats as 'not from a master' (actors/agent.py _ping, actors/framework.py "
-                       "_on_heartbeat)")
-
-
-@pytest.mark.xfail(strict=True, reason=MASTER_CALL_DROPPED)
 def test_the_master_is_killed_and_its_agents_and_framework_follow_the_new_one(clusters):
     c = clusters(1, "cpus:2;mem:2048;disk:2048")
     fw = c.start_framework(PROBE, "probe", {"failover_timeout": 3600.0}, own_system=True)
@@ -229,15 +188,14 @@ def test_the_master_is_killed_and_its_agents_and_framework_follow_the_new_one(cl
 
     def outcome():
         drops = {**c.query(c.agents[0], "stats")["drops"], **c.query(fw, "stats")["drops"]}
-        if any("not from a master" in d for d in drops):
-            pytest.fail(f"{MASTER_CALL_DROPPED}: {drops}")
+        assert not any("not from a master" in d for d in drops), drops
         return any(a["reachable"] for a in c.state()["agents"]) and events(c, fw)["connected"]
     wait(outcome, "the agent and the framework to follow the new master")
 
 
 def test_the_master_is_killed_and_a_new_one_recovers_every_running_task_from_its_registry(clusters):
-    c = clusters(2, "cpus:4;mem:4096;disk:4096", agent_class=FOLLOWING_AGENT)
-    fw = c.start_framework(FOLLOWING_PROBE, "probe", {"failover_timeout": 3600.0}, own_system=True)
+    c = clusters(2, "cpus:4;mem:4096;disk:4096")
+    fw = c.start_framework(PROBE, "probe", {"failover_timeout": 3600.0}, own_system=True)
     wait(lambda: events(c, fw)["framework_id"], "the probe to subscribe")
     fid = events(c, fw)["framework_id"]
     ids = launch_on_every_agent(c, fw, 50, "sleep 3600")

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from actors import messages as M
+from actors.codec import encode
 from actors.messages import TaskState
 from sim.runner import SimCluster, summarize
 from sim.scenario import parse
@@ -94,6 +96,45 @@ def test_a_new_master_rebuilds_agents_tasks_and_frameworks_and_loses_nothing():
                     "seconds": s["master_recovery_seconds"]}]
     # called back by the new master, the agents come within their backoff (1 s)
     assert 0 < s["master_recovery_seconds"] <= 1.1
+
+
+def test_a_master_restarted_at_another_address_is_followed_by_its_agents_and_frameworks():
+    # On a real host a master started again is a new actor process with a new address, known
+    # to nobody: its calls name a new master id, and that is enough to follow it.
+    seen: dict[str, Any] = {}
+
+    def restart_elsewhere(c):
+        c.host.crash("master")
+        c.host.crash("allocator")
+        c.master, c.allocator = c._start_master("master-2")
+
+    def after(c):
+        m = c.host.actor("master-2")
+        seen["agents"] = sum(1 for a in m.agents.values() if a.reachable)
+        seen["connected"] = sum(1 for f in m.frameworks.values() if f.connected)
+        seen["adopted"] = sum(c.host.actor(f"agent-{i}").stats["masters_adopted"] for i in range(20))
+        seen["fw_adopted"] = c.host.actor("framework/b").stats["masters_adopted"]
+
+    r = Run(probes={AT: restart_elsewhere, AT + 5: after})
+    assert seen == {"agents": 20, "connected": 1, "adopted": 20, "fw_adopted": 1}
+    s = r.summary
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0 and s["tasks_failed"] == 0
+
+
+def test_a_call_from_an_unknown_address_naming_the_current_master_is_dropped():
+    def impostor(c):
+        # Another actor (here: a Master nobody configured as one) sends the agents a ping
+        # that names the master they follow: it is not a new master, and is dropped.
+        for i in range(3):
+            c.host.send(c.host.ref("framework/b"), c.host.ref(f"agent-{i}").address,
+                        encode(M.Ping(master_id="sim", connected=True)))
+
+    r = Run(probes={AT: impostor})
+    for i in range(3):
+        agent = r.cluster.host.actor(f"agent-{i}")
+        assert agent.drops["Ping not from a master"] == 1
+        assert agent.stats["masters_adopted"] == 0 and agent.stats["master_changes"] == 0
+    assert r.summary["tasks_finished"] == 300
 
 
 def test_without_a_registry_agents_and_frameworks_find_the_new_master_by_their_timeouts():
