@@ -7,11 +7,14 @@ Launching, as Mesos' containerizer does:
    network namespace joined to its network, device rules, environment);
 2. the process starts in a session of its own, through the namespace
    wrappers the isolators asked for (``nsenter --net=...``), and waits at a
-   gate - a shell that reads one line from a pipe before it ``exec``\\ s the
-   task;
+   gate - a shell that reads one line from a pipe before it runs the task;
 3. every isolator **isolates** the waiting process (it is put into its
    cgroups, device rules applied, rlimits set);
-4. the gate opens: the task runs, already inside everything.
+4. the gate opens: the task runs, already inside everything.  Without a
+   work directory the gate ``exec``\\ s the task; with one (recovery state is
+   recorded: every agent's executor) it runs the task as its child and stays,
+   as the container's main process, to record the task's exit status (see
+   Recovery).
 
 If any step fails, what was prepared is cleaned up and the launch fails
 with a clear reason.  Before the gate opens, what a later executor needs to
@@ -34,8 +37,24 @@ reads the state file and re-adopts the main process if it still runs (same pid
 *and* same start time, so a reused pid is never taken for it): from then on
 :meth:`reap`, :meth:`kill`, :meth:`usage` and :meth:`destroy` work for it as for
 a container launched here.  Such a process is not a child of the new executor,
-so its exit status cannot be known: its exit is reported with status None (as
-is that of a container whose process ended while nobody watched).
+which cannot wait for it; so where state is recorded the gate waits for the
+task itself and writes its exit status (an exit code, or minus the number of
+the signal that killed it) to a status file next to the state file, out of
+the task's sandbox, then ends the same way (exit code, or the same signal
+raised on itself: a parent sees what it would have seen of the task).  The
+exit of a re-adopted container carries that status, whether it ended after
+the re-adoption or while nobody watched; it is None only where no status was
+written - the gate itself was SIGKILLed (a kill of the whole container, a
+``kill -9`` of its process group) or it never ran the task.  The gate catches
+(does not ignore) the signals that would end a process, SIGKILL and faults
+aside, so a SIGTERM to the whole container leaves it waiting for the task's
+own graceful end, while the task starts with every signal at its default.
+What it costs: the gate is one more process of the container (its pids limit
+counts it, the process count of its usage too), its pid is the container's
+main pid (a signal sent to that pid alone no longer reaches the task: send it
+to the process group, or let :meth:`kill` do it), and a shell reports an exit
+code of 128 + N as it reports a death by signal N, so a task that exits with
+such a code (143, 137...) is reported killed by that signal.
 
 Isolators are composed by name from :data:`ISOLATORS`; an unknown name is
 refused at start-up with a message naming it.
@@ -77,6 +96,23 @@ SLOW_POLL = 1.0
 SHUTDOWN_GRACE = 2.0
 GATE_STATUS = 125   # the gate's exit status when it was never opened
 STATE_VERSION = 1   # of the container state files written for recovery
+
+
+def _signals(*names: str) -> frozenset[int]:
+    return frozenset(int(getattr(signal, n)) for n in names if hasattr(signal, n))
+
+
+#: Signals whose default action ends a process; a gate that records its task's status takes
+#: an exit status of 128 + one of them for that signal (as the shell reports it), and ends by it.
+FATAL_SIGNALS = tuple(sorted(
+    int(n) for n in signal.valid_signals()
+    if int(n) < 128 and int(n) not in _signals("SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN",
+                                                "SIGTTOU", "SIGURG", "SIGWINCH")))
+#: Those a recording gate catches, so that a signal sent to the whole container does not end it
+#: before its task: all but SIGKILL and the faults (a shell caught in a fault of its own would loop).
+TRAPPED_SIGNALS = tuple(n for n in FATAL_SIGNALS
+                        if n not in _signals("SIGKILL", "SIGILL", "SIGTRAP", "SIGBUS", "SIGFPE", "SIGSEGV", "SIGSYS"))
+_STATUS = re.compile(rb"-?[0-9]{1,4}\n")
 
 #: Names an ``--isolation`` list may hold, in the order their isolators run.
 ISOLATORS = ("cgroups/cpu", "cgroups/mem", "cgroups/pids", "cgroups/devices", "gpu/nvidia", "network/cni",
@@ -167,29 +203,77 @@ def safe_name(text: str) -> str:
     return name if name.strip(".") else "_"
 
 
-def gate_script(setup: list[str], exec_wrappers: Iterable[list[str]] = ()) -> str:
+def gate_script(setup: list[str], exec_wrappers: Iterable[list[str]] = (), status_path: str | None = None) -> str:
     """The shell that holds a new process until its isolation is in place, runs the setup
-    commands (in the task's namespaces), then execs the task."""
+    commands (in the task's namespaces), then execs the task.
+
+    With ``status_path`` (recovery state is recorded) it runs the task as its child instead,
+    and stays as the container's main process: it writes the task's exit status to
+    ``status_path`` (an exit code, or minus a signal's number), then ends the same way - it
+    re-raises the signal that killed the task on itself - so that its parent sees what it
+    would have seen of the task.  Its own messages go nowhere (the task's stderr is the
+    task's), and it catches the signals that would end it before the task (a SIGTERM to the
+    whole container: the task's graceful shutdown is not cut short); caught, not ignored, so
+    that the task starts with every signal at its default."""
     lines = ['read -r gate || exit 125', '[ "$gate" = go ] || exit 125']
     lines += [f'{cmd} || {{ echo "impresario: container setup failed: {cmd}" >&2; exit 125; }}'
               for cmd in setup]
     prefix = "".join(shlex.join(w) + " " for w in exec_wrappers)
-    lines.append(f'exec {prefix}"$@" </dev/null')
+    if status_path is None:
+        lines.append(f'exec {prefix}"$@" </dev/null')
+        return "\n".join(lines)
+    trapped = " ".join(map(str, TRAPPED_SIGNALS))
+    fatal = "|".join(str(128 + n) for n in FATAL_SIGNALS)
+    lines += [
+        "exec 3>&2 2>/dev/null",
+        f"trap : {trapped}",
+        # The subshell execs the task with the task's stderr: the redirections are the child's.
+        f'( exec {prefix}"$@" ) </dev/null 2>&3 3>&-',
+        "rc=$?",
+        f"trap - {trapped}",
+        f"case $rc in {fatal}) st=-$((rc - 128)) ;; *) st=$rc ;; esac",
+        # A builtin: no fork, so it is written even when the container has no pid to spare.
+        f"printf '%s\\n' \"$st\" >{shlex.quote(status_path)}",
+        'case $st in -*) ulimit -c 0; kill -$((rc - 128)) $$ ;; esac',
+        "exit $rc",
+    ]
     return "\n".join(lines)
+
+
+def read_status(path: str | None) -> int | None:
+    """The exit status a gate wrote to ``path``, or None: no file (the gate was killed before
+    its task ended, or it never ran the task), or not one line holding a status."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as f:
+            text = f.read(64)
+    except OSError:
+        return None
+    return int(text) if _STATUS.fullmatch(text) else None
 
 
 class _Adopted:
     """The main process of a container re-adopted after a restart: not a child of this
-    process, so it is watched through psutil and its exit status stays unknown.  Shaped
-    like the part of ``Popen`` the containerizer uses (``pid``, ``returncode``, ``wait``);
-    :meth:`ended` stands for ``poll``."""
+    process, so it is watched through psutil, and its exit status is the one its gate wrote
+    to ``status_path`` (None if it wrote none).  Shaped like the part of ``Popen`` the
+    containerizer uses (``pid``, ``returncode``, ``wait``); :meth:`ended` stands for ``poll``."""
 
-    def __init__(self, pid: int, create_time: float, proc: psutil.Process | None) -> None:
+    def __init__(self, pid: int, create_time: float, proc: psutil.Process | None,
+                 status_path: str | None = None) -> None:
         self.pid = pid
         self.create_time = create_time
         self.proc = proc          # None: it had ended before it was re-adopted
-        self.gone = proc is None
-        self.returncode: int | None = None   # never known
+        self.status_path = status_path
+        self.gone = False
+        self.returncode: int | None = None   # known once it has ended, if its gate wrote it
+        if proc is None:
+            self._end()
+
+    def _end(self) -> None:
+        self.gone = True
+        # The gate wrote the status before it exited: an ended gate's file is complete.
+        self.returncode = read_status(self.status_path)
 
     def owns_pid(self) -> bool:
         """The pid still names this process (running, or a zombie): signalling its process
@@ -201,9 +285,10 @@ class _Adopted:
             assert self.proc is not None
             try:
                 # Not ours to reap: a zombie waits for its new parent, and runs nothing.
-                self.gone = self.proc.status() == psutil.STATUS_ZOMBIE or not self.proc.is_running()
+                if self.proc.status() == psutil.STATUS_ZOMBIE or not self.proc.is_running():
+                    self._end()
             except psutil.NoSuchProcess:
-                self.gone = True
+                self._end()
             except psutil.Error:
                 pass
         return self.gone
@@ -273,7 +358,7 @@ class Containerizer:
                 _check_program(argv[0], env["PATH"])
             wrappers = [arg for w in c.wrappers for arg in w]
             setup = c.setup + (private_dev_setup(c.devices) if c.private_dev else [])
-            gate = gate_script(setup, c.exec_wrappers)
+            gate = gate_script(setup, c.exec_wrappers, self._status_path(container_id))
             try:
                 proc = subprocess.Popen([*wrappers, "/bin/sh", "-c", gate, "impresario-gate",
                                          *argv], cwd=sandbox, env=env, stdin=subprocess.PIPE,
@@ -325,7 +410,8 @@ class Containerizer:
                     self._signal(r, signal.SIGKILL)
                     r.poll = FAST_POLL
             if isinstance(r.proc, _Adopted):
-                ended, rc = r.proc.ended(), None   # not our child: the status is unknown
+                ended = r.proc.ended()
+                rc = r.proc.returncode   # what its gate wrote, if it did
             else:
                 rc = r.proc.poll()
                 ended = rc is not None
@@ -400,11 +486,16 @@ class Containerizer:
 
     # ------------------------------------------------------------------ recovery
 
-    def _state_path(self, container_id: str) -> str | None:
+    def _state_path(self, container_id: str, suffix: str = ".json") -> str | None:
         if self.state_dir is None:
             return None
         *dirs, last = self._path(container_id)
-        return os.path.join(self.state_dir, *dirs, last + ".json")
+        return os.path.join(self.state_dir, *dirs, last + suffix)
+
+    def _status_path(self, container_id: str) -> str | None:
+        """Where the gate writes its task's exit status (recording only): next to the state
+        file, out of the task's sandbox, so that no task can forge it."""
+        return self._state_path(container_id, ".status")
 
     def _save_state(self, c: Container) -> None:
         """What :meth:`recover` needs, written atomically before the task runs."""
@@ -426,6 +517,8 @@ class Containerizer:
                              "added": cni["added"]}
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):   # one left by an earlier container of this id
+                os.unlink(str(self._status_path(c.id)))
             tmp = f"{path}.{os.getpid()}.tmp"
             with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
                 json.dump(record, f)
@@ -437,8 +530,9 @@ class Containerizer:
         path = self._state_path(container_id)
         if path is None or self.state_dir is None:
             return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        for name in (path, self._status_path(container_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(str(name))   # (both are paths: there is a state dir)
         # The emptied folders of a task group and of the agent go too.
         parent = os.path.dirname(path)
         while parent.startswith(self.state_dir + os.sep):
@@ -470,8 +564,9 @@ class Containerizer:
     def recover(self, container_id: str, task: TaskInfo, sandbox: str) -> bool:
         """Re-attach to a container launched by an executor that is gone, from its state
         file: True if the container is known - its main process still running (the same pid
-        with the same start time), or ended with an exit that :meth:`reap` reports with
-        status None - else False (nothing was recorded: the task is lost)."""
+        with the same start time), or ended, with an exit that :meth:`reap` reports with the
+        status its gate recorded (None if it recorded none) - else False (nothing was
+        recorded: the task is lost)."""
         if container_id in self.running:
             return True
         record = self._load_state(container_id)
@@ -493,9 +588,10 @@ class Containerizer:
                 proc = None
         for iso in self.isolators:
             iso.recover([c])
-        self.running[container_id] = _Running(c, _Adopted(c.pid, float(record["create_time"]), proc))
-        log.info("container %s: re-adopted (pid %d, %s)", container_id, c.pid,
-                 "running" if proc is not None else "ended meanwhile, status unknown")
+        adopted = _Adopted(c.pid, float(record["create_time"]), proc, self._status_path(container_id))
+        self.running[container_id] = _Running(c, adopted)
+        log.info("container %s: re-adopted (pid %d, %s)", container_id, c.pid, "running" if proc is not None else
+                 f"ended meanwhile, status {'unknown' if adopted.returncode is None else adopted.returncode}")
         return True
 
     def _recover_cni(self, c: Container, saved: dict[str, Any]) -> None:
