@@ -176,6 +176,7 @@ class Framework(KernelActor):
         self.resubscriptions = 0
         self._reconcile_round = 0
         self._reconcile_started = 0.0
+        self._updates_heard = 0                 # statuses from the master since SUBSCRIBED
         self.heard_at: dict[str, float] = {}    # task -> when an update last came (during reconciliation)
         # Tasks whose fate is open: launched and not heard of since, or unreachable.  They
         # are reconciled every ``reconcile_interval`` until something else is heard.
@@ -298,6 +299,7 @@ class Framework(KernelActor):
         again = self.master_id != ""
         self.master_id = m.master_id
         self.connected = True
+        self._updates_heard = 0
         self.cancel_timer("subscribe")
         self.set_timer("watch", self.heartbeat_interval * self.heartbeat_timeouts)
         if again:
@@ -368,10 +370,18 @@ class Framework(KernelActor):
 
     @handles(M.Update)
     def _on_update(self, m: M.Update, sender: ActorAddress) -> None:
-        if not self._from_master(sender, "UPDATE"):
-            return
-        status = m.status
-        now = self.now()
+        if self._from_master(sender, "UPDATE"):
+            self._take_update(m.status, self.now())
+
+    @handles(M.Updates)
+    def _on_updates(self, m: M.Updates, sender: ActorAddress) -> None:
+        if self._from_master(sender, "UPDATE"):
+            now = self.now()
+            for status in m.statuses:
+                self._take_update(status, now)
+
+    def _take_update(self, status: M.TaskStatus, now: float) -> None:
+        self._updates_heard += 1
         tid = status.task_id
         # TASK_UNKNOWN: the master knows neither the task nor its agent (Mesos keeps it
         # non-terminal); the tracker counts it lost, taken back should the task be heard of.
@@ -433,9 +443,14 @@ class Framework(KernelActor):
         now = self.now()
         if self._from_master(sender, "HEARTBEAT") and self.connected and self.framework_id:
             self.tell(sender, M.HeartbeatReply(self.framework_id))
-            if self._heartbeat_at and now - self._heartbeat_at > 1.5 * self.heartbeat_interval:
-                # A heartbeat went missing, and maybe updates with it (the master's own are
-                # sent once): ask after every task believed live.
+            if m.updates > self._updates_heard:
+                # Updates the master sent went missing on the way (its own are sent once):
+                # ask after every task believed live.
+                self.stats["updates_missed"] += m.updates - self._updates_heard
+                self._updates_heard = m.updates
+                self._start_reconciliation()
+            elif self._heartbeat_at and now - self._heartbeat_at > 1.5 * self.heartbeat_interval:
+                # A heartbeat went missing, and maybe updates with it.
                 self.stats["heartbeat_gaps"] += 1
                 self._start_reconciliation()
         self._heartbeat_at = now

@@ -109,6 +109,7 @@ class FrameworkRec:
     completed_ids: set[str] = field(default_factory=set)
     offers: set[str] = field(default_factory=set)
     suppressed: set[str] = field(default_factory=set)
+    updates_sent: int = 0        # statuses sent since SUBSCRIBED (told in each heartbeat)
 
     @property
     def partition_aware(self) -> bool:
@@ -412,13 +413,18 @@ class Master(KernelActor):
             lost_before = rec.lost_tasks
             self._forget_agent(rec)
         self._recovered(agent_id)
+        now = self.now()
         total = info.resources.with_role(DEFAULT_ROLE)
         rec = self._admit_agent(agent_id, sender, addr_text, info, total, m.incarnation)
         for fi in m.frameworks:
             if fi.id and fi.id not in self.frameworks and fi.id not in self.removed_frameworks:
                 # Learned from the agent: the framework may re-subscribe and keep its tasks.
                 self.frameworks[fi.id] = FrameworkRec(fi.id, fi, None, self.now(), connected=False)
-        allocated: list[M.Allocation] = []
+        # What the agent holds, summed per framework and role: charged once per role, and
+        # told to the allocator as one allocation per framework and role (a failover brings
+        # every agent back at once: this loop is the new master's cost of a cluster).
+        held: dict[tuple[str, str], list[Resources]] = {}
+        used: dict[str, list[Resources]] = {}
         for ex in m.executors:
             fw = self.frameworks.get(ex.framework_id)
             if fw is None or ex.resources.is_empty():
@@ -426,8 +432,7 @@ class Master(KernelActor):
             role = ex.resources.role
             rec.executors[(ex.framework_id, ex.executor_id)] = ExecutorRec(
                 ex.framework_id, ex.executor_id, agent_id, role, ex.resources)
-            self._charge(rec, role, ex.resources)
-            allocated.append(M.Allocation(ex.framework_id, role, agent_id, ex.resources))
+            held.setdefault((ex.framework_id, role), []).append(ex.resources)
         for fi in m.frameworks:
             fw = self.frameworks.get(fi.id)
             if fw is not None and not fw.connected and fw.failover_deadline is None:
@@ -447,6 +452,7 @@ class Master(KernelActor):
                     self._to_completed(fw, gone)
                 continue
             t = fw.unreachable.pop(at.task.task_id, None)
+            was_unreachable = t is not None
             role = at.task.resources.role
             if t is None:
                 t = TaskRec(at.framework_id, at.task, agent_id, at.executor_id, role, at.task.resources)
@@ -456,14 +462,30 @@ class Master(KernelActor):
             ex_rec = rec.executors.get((at.framework_id, at.executor_id))
             if ex_rec is not None:
                 ex_rec.tasks.add(t.task_id)
-            self._charge(rec, role, t.resources)
+            held.setdefault((at.framework_id, role), []).append(t.resources)
             if at.state == TS.TASK_RUNNING:
-                self._count_used(t, t.resources, self.now())
-            allocated.append(M.Allocation(at.framework_id, role, agent_id, t.resources))
-            if fw.connected and fw.address is not None:
+                if t.running:
+                    self._count_used(t, t.resources, now)
+                else:
+                    t.running, t.used = True, t.resources
+                    used.setdefault(role, []).append(t.resources)
+            if was_unreachable and fw.connected and fw.address is not None:
+                # The framework was told the task was unreachable (or lost): it is back.
+                # (After a master failover the framework reconciles; the agent resends
+                # its own unacknowledged updates.)
                 self._send_update(fw, self._master_status(
                     t, at.state, Reason.REASON_AGENT_REREGISTERED,
                     f"agent {agent_id} re-registered"))
+        allocated: list[M.Allocation] = []
+        by_role: dict[str, list[Resources]] = {}
+        for (fid, role), items in sorted(held.items()):
+            res = items[0] if len(items) == 1 else Resources.total(items, role)
+            allocated.append(M.Allocation(fid, role, agent_id, res))
+            by_role.setdefault(role, []).append(res)
+        for role, items in sorted(by_role.items()):
+            self._charge(rec, role, items[0] if len(items) == 1 else Resources.total(items, role))
+        for role, items in sorted(used.items()):
+            self.ledger.add(role, "used", Resources.total(items, role), now)
         for fid, tid in sorted(lost_before - reported):
             # Cut off with the agent, and not on it any more: gone for good.
             fw = self.frameworks.get(fid)
@@ -662,6 +684,7 @@ class Master(KernelActor):
         self._save_framework(fw)
         self._flush_recovered()
         self.tell(sender, M.Subscribed(fw.id, self.heartbeat_interval, self.master_id))
+        fw.updates_sent = 0
         if first_time or roles_changed:
             # No allocations with it: the allocator has every one of this framework's
             # already - from the agents that re-registered with its tasks (AllocAddAgent),
@@ -796,7 +819,10 @@ class Master(KernelActor):
                 if now - fw.last_seen > silent_for + 1e-9:
                     self._disconnect(fw, f"no answer to {self.max_missed_heartbeats} heartbeats")
                     continue
-                self.tell_encoded(fw.address, self._heartbeat_bytes)
+                if fw.updates_sent:
+                    self.tell(fw.address, M.Heartbeat(self.master_id, fw.updates_sent))
+                else:
+                    self.tell_encoded(fw.address, self._heartbeat_bytes)
         self.set_timer("heartbeat", self.heartbeat_interval)
 
     # ------------------------------------------------------------------ offers
@@ -1181,19 +1207,21 @@ class Master(KernelActor):
         if fw is None:
             return
         now = self.now()
+        answers: list[M.TaskStatus] = []
         if not m.tasks:  # implicit: every task the master knows for this framework
             for tid in sorted(fw.tasks):
                 t = fw.tasks[tid]
-                self._send_update(fw, self._master_status(t, t.state, Reason.REASON_RECONCILIATION, ""))
+                answers.append(self._master_status(t, t.state, Reason.REASON_RECONCILIATION, ""))
             for tid in sorted(fw.unreachable):
                 t = fw.unreachable[tid]
-                self._send_update(fw, self._master_status(t, t.state, Reason.REASON_RECONCILIATION, ""))
+                answers.append(self._master_status(t, t.state, Reason.REASON_RECONCILIATION, ""))
+            self._send_updates(fw, answers)
             return
         pa = fw.partition_aware
         for rt in m.tasks:
             known = fw.tasks.get(rt.task_id) or fw.unreachable.get(rt.task_id)
             if known is not None:
-                self._send_update(fw, self._master_status(known, known.state, Reason.REASON_RECONCILIATION, ""))
+                answers.append(self._master_status(known, known.state, Reason.REASON_RECONCILIATION, ""))
                 continue
             if rt.agent_id in self.recovering:
                 continue  # its agent may still re-register: no answer yet (as in Mesos)
@@ -1206,8 +1234,9 @@ class Master(KernelActor):
                 state, why = (TS.TASK_GONE if pa else TS.TASK_LOST), "the task's agent was removed"
             else:
                 state, why = (TS.TASK_UNKNOWN if pa else TS.TASK_LOST), "the master knows neither task nor agent"
-            self._send_update(fw, M.TaskStatus(rt.task_id, state, Source.SOURCE_MASTER,
-                                               Reason.REASON_RECONCILIATION, why, rt.agent_id, "", now))
+            answers.append(M.TaskStatus(rt.task_id, state, Source.SOURCE_MASTER,
+                                        Reason.REASON_RECONCILIATION, why, rt.agent_id, "", now))
+        self._send_updates(fw, answers)
 
     @handles(M.Message)
     def _message(self, m: M.Message, sender: ActorAddress) -> None:
@@ -1277,7 +1306,23 @@ class Master(KernelActor):
         if fw.connected and fw.address is not None:
             if not fw.partition_aware and status.state in M.PARTITION_AWARE_STATES:
                 status = _replace_state(status, TS.TASK_LOST)
+            fw.updates_sent += 1
             self.tell(fw.address, M.Update(status))
+
+    def _send_updates(self, fw: FrameworkRec, statuses: list[M.TaskStatus]) -> None:
+        """Several updates none of which is to be acknowledged (reconciliation answers):
+        one message per :data:`UPDATES_BATCH`, one plain UPDATE for a single one."""
+        if not statuses or not fw.connected or fw.address is None:
+            return
+        if len(statuses) == 1:
+            self._send_update(fw, statuses[0])
+            return
+        if not fw.partition_aware:
+            statuses = [_replace_state(s, TS.TASK_LOST) if s.state in M.PARTITION_AWARE_STATES else s
+                        for s in statuses]
+        fw.updates_sent += len(statuses)
+        for i in range(0, len(statuses), M.UPDATES_BATCH):
+            self.tell(fw.address, M.Updates(tuple(statuses[i:i + M.UPDATES_BATCH])))
 
     def _master_status(self, t: TaskRec, state: TaskState, reason: Reason, message: str) -> M.TaskStatus:
         return M.TaskStatus(t.task_id, state, Source.SOURCE_MASTER, reason, message, t.agent_id,

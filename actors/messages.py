@@ -451,6 +451,19 @@ class Update:
     status: TaskStatus
 
 
+@message(58)
+@dataclass(frozen=True, slots=True)
+class Updates:
+    """Scheduler event UPDATE, several at once: the master's answers to a reconciliation
+    (one message for up to :data:`UPDATES_BATCH` tasks; none of them is to be acknowledged)."""
+
+    statuses: tuple[TaskStatus, ...]
+
+
+#: The most statuses one :class:`Updates` carries.
+UPDATES_BATCH = 1000
+
+
 @message(54)
 @dataclass(frozen=True, slots=True)
 class MessageEvent:
@@ -486,9 +499,12 @@ class Error:
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
     """Sent to every subscribed framework each ``heartbeat_interval_seconds``; it names
-    the master, so a framework notices a new one and re-subscribes."""
+    the master, so a framework notices a new one and re-subscribes.  ``updates`` counts the
+    status updates the master sent it since it subscribed: messages between two actors
+    arrive in order, so a framework that heard fewer lost some and reconciles."""
 
     master_id: str = ""
+    updates: int = 0
 
 
 # --------------------------------------------------------------------------- agent protocol

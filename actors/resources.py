@@ -313,6 +313,26 @@ class Resources:
             raise ResourceError(f"a name is both scalar and range: {sorted(set(s) & set(r))}")
         return Resources._make(s, r, role)
 
+    @staticmethod
+    def total(items: Iterable[Resources], role: str = DEFAULT_ROLE) -> Resources:
+        """The sum of ``items`` given the role ``role``, in one pass: what ``sum`` would give,
+        without a Resources made for every partial sum (role mixing is not checked)."""
+        s: dict[str, int] = {}
+        r: dict[str, Ranges] = {}
+        for res in items:
+            for k, v in res._scalars.items():
+                s[k] = s.get(k, 0) + v
+            for k, iv in res._ranges.items():
+                r[k] = ranges_union(r.get(k, ()), iv)
+        for k, v in s.items():
+            if v > MAX_MILLIS:
+                raise ResourceError(f"amount of {k!r} too large")
+        if r and set(s) & set(r):
+            raise ResourceError(f"a name is both scalar and range: {sorted(set(s) & set(r))}")
+        if role != DEFAULT_ROLE and role not in _ROLES_SEEN:
+            check_role(role)
+        return Resources._make(s, r, role)
+
     def __sub__(self, other: Resources) -> Resources:
         if not isinstance(other, Resources):
             return NotImplemented

@@ -196,6 +196,7 @@ class SimHost:
         self.dead_letters = 0
         self.lost = 0                 # dropped by the network (cuts, loss)
         self.busy_seconds: dict[str, float] = {}
+        self.gc_seconds_excluded = 0.0   # collector pauses left out of measured service times
         self.peak_queue: dict[str, int] = {}
         self.digest = hashlib.sha256()
         self._last_delivery: dict[tuple[str, str], float] = {}
@@ -354,12 +355,26 @@ class SimHost:
             self.digest.update(_pack_time(self.env._now) + sender.bkey + ref.bkey + msg)
         outbox: list[tuple[str, Any, Any, Any]] = []
         self._outbox = outbox
-        t0 = time.thread_time() if self.service == "measured" else 0.0
-        try:
-            ref.instance.receiveMessage(msg, sender.address)
-        finally:
-            self._outbox = None
-        cost = time.thread_time() - t0 if self.service == "measured" else self.service_fixed
+        if self.service == "measured":
+            g0 = _GC_PAUSE[0]
+            t0 = time.thread_time()
+            try:
+                ref.instance.receiveMessage(msg, sender.address)
+            finally:
+                self._outbox = None
+            # The collector's pauses are not the actor's: one process holds the whole
+            # simulated cluster, and a pause scales with all of it.
+            paused = _GC_PAUSE[0] - g0
+            cost = time.thread_time() - t0 - paused
+            if paused:
+                self.gc_seconds_excluded += paused
+                cost = max(cost, 0.0)
+        else:
+            try:
+                ref.instance.receiveMessage(msg, sender.address)
+            finally:
+                self._outbox = None
+            cost = self.service_fixed
         if ref is self.inbox_ref:
             cost = 0.0
         self.busy_seconds[ref.name] = self.busy_seconds.get(ref.name, 0.0) + cost
@@ -432,8 +447,15 @@ class SimHost:
         """Step the simulation until ``until`` (virtual seconds), no events are left,
         or ``stop_when()`` is true (checked every ``check_every`` events); call
         ``progress()`` every ``progress_every`` events."""
-        with RelaxedCollector():
-            self._run(until, stop_when, check_every, progress, progress_every)
+        timing = self.service == "measured" and _gc_timer not in gc.callbacks
+        if timing:
+            gc.callbacks.append(_gc_timer)
+        try:
+            with RelaxedCollector():
+                self._run(until, stop_when, check_every, progress, progress_every)
+        finally:
+            if timing:
+                gc.callbacks.remove(_gc_timer)
 
     def _run(self, until: float | None, stop_when: Callable[[], bool] | None, check_every: int,
              progress: Callable[[], None] | None, progress_every: int) -> None:
@@ -498,6 +520,16 @@ class SimHost:
 #: of collection altogether.  Nothing about the results changes: the simulation
 #: holds no finalizers, so when the collector runs cannot be observed.
 GC_YOUNG_THRESHOLD = 200_000
+
+
+_GC_PAUSE = [0.0, 0.0]   # thread CPU seconds spent in the collector so far; when the last pause began
+
+
+def _gc_timer(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        _GC_PAUSE[1] = time.thread_time()
+    else:
+        _GC_PAUSE[0] += time.thread_time() - _GC_PAUSE[1]
 
 
 class RelaxedCollector:

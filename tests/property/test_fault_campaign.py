@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from hypothesis import HealthCheck, event, note, settings
+from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -268,3 +268,22 @@ TestFaultCampaign.settings = settings(max_examples=max(200, settings().max_examp
                                       stateful_step_count=30, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow,
                                                              HealthCheck.filter_too_much])
+
+
+@settings(max_examples=1, deadline=None)
+@given(st.data())
+def test_found_by_the_campaign_an_update_lost_in_a_brief_framework_partition(data):
+    # The master's own updates (here TASK_GONE for the tasks of a host that came back as a
+    # new agent) are sent once; this one fell into a 1 ms partition of the frameworks.  The
+    # next heartbeat says how many updates were sent, and the framework reconciles.
+    m = FaultCampaign()
+    m.build(seed=0)
+    try:
+        m.wait(dt=80.7449605861978)
+        m.crash_host(i=0)
+        m.host_back(data=data)
+        m.partition_frameworks(dt=0.0)
+        m.wait(dt=129.32408965447422)
+    finally:
+        m.teardown()
+    assert m.c.host.actor("framework/aware").stats["updates_missed"] > 0

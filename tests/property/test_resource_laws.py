@@ -87,3 +87,12 @@ def test_wire_form_round_trips(a):
 @given(resources(with_ranges=False))
 def test_text_form_round_trips(a):
     assert Resources.parse(str(a).split("{")[0], a.role) == a
+
+
+@given(st.lists(same_role, max_size=8))
+def test_total_is_the_sum_given_one_role(items):
+    expected = EMPTY
+    for r in items:
+        expected = expected + r
+    got = Resources.total(items, "eng")
+    assert got == expected.with_role("eng") and got.role == "eng"
