@@ -177,6 +177,7 @@ class Framework(KernelActor):
         self._reconcile_round = 0
         self._reconcile_started = 0.0
         self._updates_heard = 0                 # statuses from the master since SUBSCRIBED
+        self._reconcile_after_recovery = False  # waiting for a recovering master's agents
         self.heard_at: dict[str, float] = {}    # task -> when an update last came (during reconciliation)
         # Tasks whose fate is open: launched and not heard of since, or unreachable.  They
         # are reconciled every ``reconcile_interval`` until something else is heard.
@@ -204,6 +205,9 @@ class Framework(KernelActor):
         self.master = self.candidates[0]
         self.heartbeat_timeouts = setting(settings, "master_heartbeat_timeouts", int, 5)
         self.reconcile_interval = setting(settings, "reconcile_interval", float, 60.0)
+        # How long a framework re-subscribed to a recovering master waits for its agents
+        # before it reconciles anyway.
+        self.recovery_wait = setting(settings, "recovery_wait", float, 60.0)
         name = setting(settings, "name", str, type(self).__name__)
         roles = setting(settings, "roles", list, ["*"])
         for r in roles:
@@ -304,14 +308,25 @@ class Framework(KernelActor):
         self.set_timer("watch", self.heartbeat_interval * self.heartbeat_timeouts)
         if again:
             self.resubscriptions += 1
-            self._start_reconciliation()
+            if m.agents_recovering:
+                # Most tasks' agents are still on their way back: reconcile once they are.
+                self._reconcile_after_recovery = True
+                self.set_timer("recovery_wait", self.recovery_wait)
+            else:
+                self._start_reconciliation()
         self.subscribed(m.framework_id)
 
     # ------------------------------------------------------------------ reconciliation
 
+    def timer_recovery_wait(self) -> None:
+        if self._reconcile_after_recovery:
+            self._start_reconciliation()
+
     def _start_reconciliation(self) -> None:
         """After a failover: ask for every task believed live; the tasks unheard of are
         asked again with backoff (Mesos' reconciliation algorithm)."""
+        self._reconcile_after_recovery = False
+        self.cancel_timer("recovery_wait")
         self._reconcile_round = 0
         self._reconcile_started = self.now()
         self.heard_at.clear()
@@ -443,7 +458,10 @@ class Framework(KernelActor):
         now = self.now()
         if self._from_master(sender, "HEARTBEAT") and self.connected and self.framework_id:
             self.tell(sender, M.HeartbeatReply(self.framework_id))
-            if m.updates > self._updates_heard:
+            if self._reconcile_after_recovery and not m.agents_recovering:
+                self._updates_heard = max(self._updates_heard, m.updates)
+                self._start_reconciliation()
+            elif m.updates > self._updates_heard:
                 # Updates the master sent went missing on the way (its own are sent once):
                 # ask after every task believed live.
                 self.stats["updates_missed"] += m.updates - self._updates_heard

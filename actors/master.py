@@ -310,6 +310,22 @@ class Master(KernelActor):
         if self.recovering.pop(agent_id, None) is not None and not self.recovering:
             self.recovered_at = self.now()
             self.cancel_timer("agent_reregister")
+            self._recovery_over()
+
+    def _recovery_over(self) -> None:
+        """Every agent the registry named is back (or taken for unreachable): a heartbeat
+        now tells the frameworks, which reconcile."""
+        for fid in sorted(self.frameworks):
+            fw = self.frameworks[fid]
+            if fw.connected and fw.address is not None:
+                self._heartbeat(fw)
+
+    def _heartbeat(self, fw: FrameworkRec) -> None:
+        assert fw.address is not None
+        if fw.updates_sent or self.recovering:
+            self.tell(fw.address, M.Heartbeat(self.master_id, fw.updates_sent, len(self.recovering)))
+        else:
+            self.tell_encoded(fw.address, self._heartbeat_bytes)
 
     def timer_agent_reregister(self) -> None:
         """Registry agents that did not come back in time are unreachable (Mesos:
@@ -331,6 +347,7 @@ class Master(KernelActor):
                     self.tell(fw.address, M.Failure(agent_id))
         self.recovering.clear()
         self.recovered_at = now
+        self._recovery_over()
 
     # ------------------------------------------------------------------ agents
 
@@ -438,37 +455,54 @@ class Master(KernelActor):
             if fw is not None and not fw.connected and fw.failover_deadline is None:
                 self._start_failover(fw, self.now())
         reported: set[tuple[str, str]] = set()
+        running = TS.TASK_RUNNING
         for at in m.tasks:
-            fw = self.frameworks.get(at.framework_id)
-            reported.add((at.framework_id, at.task.task_id))
+            fid, task = at.framework_id, at.task
+            tid = task.task_id
+            fw = self.frameworks.get(fid)
+            if lost_before:
+                reported.add((fid, tid))
             if fw is None:
                 continue
+            unreachable = fw.unreachable
             if at.state.terminal:
                 # Ended while the agent was away: its update is still on its way (or was
                 # acknowledged already); the task is no longer unreachable.
-                gone = fw.unreachable.pop(at.task.task_id, None)
+                gone = unreachable.pop(tid, None) if unreachable else None
                 if gone is not None:
                     gone.state = at.state
                     self._to_completed(fw, gone)
                 continue
-            t = fw.unreachable.pop(at.task.task_id, None)
-            was_unreachable = t is not None
-            role = at.task.resources.role
+            t = unreachable.pop(tid, None) if unreachable else None
+            res = task.resources
+            role = res.role
             if t is None:
-                t = TaskRec(at.framework_id, at.task, agent_id, at.executor_id, role, at.task.resources)
-            t.state, t.released, t.agent_id = at.state, False, agent_id
-            fw.tasks[t.task_id] = t
-            rec.tasks[(at.framework_id, t.task_id)] = t
-            ex_rec = rec.executors.get((at.framework_id, at.executor_id))
+                t = TaskRec(fid, task, agent_id, at.executor_id, role, res, at.state)
+                was_unreachable = False
+            else:
+                t.state, t.released, t.agent_id = at.state, False, agent_id
+                was_unreachable = True
+            fw.tasks[tid] = t
+            rec.tasks[(fid, tid)] = t
+            ex_rec = rec.executors.get((fid, at.executor_id))
             if ex_rec is not None:
-                ex_rec.tasks.add(t.task_id)
-            held.setdefault((at.framework_id, role), []).append(t.resources)
-            if at.state == TS.TASK_RUNNING:
+                ex_rec.tasks.add(tid)
+            key = (fid, role)
+            items = held.get(key)
+            if items is None:
+                held[key] = [res]
+            else:
+                items.append(res)
+            if at.state is running:
                 if t.running:
-                    self._count_used(t, t.resources, now)
+                    self._count_used(t, res, now)
                 else:
-                    t.running, t.used = True, t.resources
-                    used.setdefault(role, []).append(t.resources)
+                    t.running, t.used = True, res
+                    items = used.get(role)
+                    if items is None:
+                        used[role] = [res]
+                    else:
+                        items.append(res)
             if was_unreachable and fw.connected and fw.address is not None:
                 # The framework was told the task was unreachable (or lost): it is back.
                 # (After a master failover the framework reconciles; the agent resends
@@ -659,7 +693,7 @@ class Master(KernelActor):
         fw.suppressed = set(m.suppressed_roles)
         fw.in_allocator, fw.last_seen, fw.subscribed_at = True, now, now
         self._save_framework(fw)
-        self.tell(sender, M.Subscribed(fid, self.heartbeat_interval, self.master_id))
+        self.tell(sender, M.Subscribed(fid, self.heartbeat_interval, self.master_id, len(self.recovering)))
         self._to_allocator(M.AllocAddFramework(fid, fw.info.roles, fw.info.capabilities,
                                                tuple(sorted(fw.suppressed)), ()))
 
@@ -683,7 +717,8 @@ class Master(KernelActor):
         fw.suppressed = set(m.suppressed_roles)
         self._save_framework(fw)
         self._flush_recovered()
-        self.tell(sender, M.Subscribed(fw.id, self.heartbeat_interval, self.master_id))
+        self.tell(sender, M.Subscribed(fw.id, self.heartbeat_interval, self.master_id,
+                                      len(self.recovering)))
         fw.updates_sent = 0
         if first_time or roles_changed:
             # No allocations with it: the allocator has every one of this framework's
@@ -819,10 +854,7 @@ class Master(KernelActor):
                 if now - fw.last_seen > silent_for + 1e-9:
                     self._disconnect(fw, f"no answer to {self.max_missed_heartbeats} heartbeats")
                     continue
-                if fw.updates_sent:
-                    self.tell(fw.address, M.Heartbeat(self.master_id, fw.updates_sent))
-                else:
-                    self.tell_encoded(fw.address, self._heartbeat_bytes)
+                self._heartbeat(fw)
         self.set_timer("heartbeat", self.heartbeat_interval)
 
     # ------------------------------------------------------------------ offers

@@ -428,9 +428,14 @@ class HeartbeatReply:
 @message(50)
 @dataclass(frozen=True, slots=True)
 class Subscribed:
+    """``agents_recovering``: how many agents a master that failed over still waits for; a
+    framework reconciles once they are back (a heartbeat says so), not while the master's
+    queue is full of their re-registrations."""
+
     framework_id: Id
     heartbeat_interval_seconds: Seconds
     master_id: str
+    agents_recovering: int = 0
 
 
 @message(51)
@@ -505,6 +510,7 @@ class Heartbeat:
 
     master_id: str = ""
     updates: int = 0
+    agents_recovering: int = 0
 
 
 # --------------------------------------------------------------------------- agent protocol

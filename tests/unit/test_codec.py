@@ -65,10 +65,10 @@ def test_limits_are_enforced():
 
 
 def test_floats_must_be_finite_and_ints_are_accepted():
-    raw = msgpack.packb([1, tag_of(M.Subscribed), ["fw", 15, "m"]])
+    raw = msgpack.packb([1, tag_of(M.Subscribed), ["fw", 15, "m", 0]])
     assert decode(raw).heartbeat_interval_seconds == 15.0
     with pytest.raises(CodecError, match="finite"):
-        decode(msgpack.packb([1, tag_of(M.Subscribed), ["fw", float("inf"), "m"]]))
+        decode(msgpack.packb([1, tag_of(M.Subscribed), ["fw", float("inf"), "m", 0]]))
 
 
 def test_only_registered_messages_encode():

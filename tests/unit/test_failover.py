@@ -137,6 +137,30 @@ def test_a_call_from_an_unknown_address_naming_the_current_master_is_dropped():
     assert r.summary["tasks_finished"] == 300
 
 
+def test_a_framework_reconciles_once_the_new_masters_agents_are_back():
+    # Reconciling while the agents re-register would only fill the master's queue: most
+    # answers would be "no answer yet".  SUBSCRIBED says how many agents are awaited, and
+    # the heartbeat sent when the last one is back starts the reconciliation.
+    seen: dict[str, Any] = {}
+
+    def during(c):
+        fw, m = c.host.actor("framework/b"), c.host.actor("master")
+        seen["during"] = (fw.connected, fw._reconcile_after_recovery, fw.stats["reconciliations"],
+                          len(m.recovering) > 0)
+
+    def after(c):
+        fw, m = c.host.actor("framework/b"), c.host.actor("master")
+        seen["after"] = (fw._reconcile_after_recovery, fw.stats["reconciliations"], m.recovered_at)
+        seen["first"] = fw._reconcile_started
+
+    r = Run({"at": AT, "kind": "master_failover"}, probes={AT + 0.2: during, AT + 5: after})
+    assert seen["during"] == (True, True, 0, True)
+    waiting, rounds, recovered_at = seen["after"]
+    assert not waiting and rounds == 1 and recovered_at is not None
+    assert seen["first"] == pytest.approx(recovered_at, abs=0.01)   # the heartbeat's latency
+    assert r.summary["tasks_finished"] == 300 and r.summary["tasks_lost"] == 0
+
+
 def test_without_a_registry_agents_and_frameworks_find_the_new_master_by_their_timeouts():
     def forget(c):
         c.host.stores["master:master"].clear()
