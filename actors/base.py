@@ -11,13 +11,25 @@ the world only through
 * ``self.ports`` - objects built from the factories named in the first
   :class:`~actors.messages.Configure` message (containerizer, discovery, ...).
 
+With an ``auth`` port (``actors.auth``), everything the actor sends is sealed
+in a signed envelope, and everything it receives once configured must be one
+that the port opens: authentic (a known principal's MAC) and fresh (not a
+replay).  A message refused is dropped with its reason and counted in
+``stats["auth_refused"]`` (and ``auth_refused_<reason>``); it changes
+nothing.  The principal of the message being handled is ``peer_principal``
+(None without an auth port).
+
 The host decides what those are: on a real host the Thespian system, the wall
 clock and real processes; in the simulator a SimPy stand-in, virtual time and
 simulated containers.  The actor cannot tell the difference.
 
-Every incoming byte string is decoded and validated here.  A message that
-fails to decode, arrives before configuration, or has no handler is dropped
-with a reason (counted, logged at a bounded rate) and changes nothing.
+Every incoming byte string is authenticated (with an auth port), decoded and
+validated here.  A message that fails either, arrives before configuration,
+or has no handler is dropped with a reason (counted, logged at a bounded
+rate) and changes nothing.  Before configuration, and without an auth port,
+a signed envelope is opened without being authenticated: such an actor
+authenticates nobody, and only a Configure or a Query is taken before
+configuration, as when unsigned.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ from thespian.actors import (
 )
 
 from . import messages as M
+from .auth import AuthError, is_signed, payload_of
 from .codec import CodecError, decode, encode
 
 H = TypeVar("H", bound=Callable[..., Any])
@@ -133,6 +146,11 @@ class KernelActor(Actor):
         self._timers: dict[str, int] = {}
         self._timer_seq = 0
         self._addresses: Addresses | None = None
+        # The auth port's two calls (None: no auth port, nothing sealed or checked).
+        self._seal: Callable[[bytes], bytes] | None = None
+        self._open: Callable[[bytes], tuple[str, bytes]] | None = None
+        #: The authenticated principal of the message being handled (None: not authenticated).
+        self.peer_principal: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,11 +175,25 @@ class KernelActor(Actor):
     def receiveMessage(self, msg: Any, sender: ActorAddress) -> None:
         if type(msg) is bytes:
             self.received += 1
+            if self._open is not None:
+                try:
+                    self.peer_principal, msg = self._open(msg)
+                except AuthError as e:
+                    self.stats["auth_refused"] += 1
+                    self.stats["auth_refused_" + e.reason] += 1
+                    self.drop(f"authentication failed: {e}", sender)
+                    return
             try:
                 m = decode(msg)
             except CodecError as e:
-                self.drop(f"undecodable message: {e}", sender)
-                return
+                if self._open is not None or not is_signed(msg):
+                    self.drop(f"undecodable message: {e}", sender)
+                    return
+                try:
+                    m = decode(payload_of(msg))   # opened, not authenticated (see above)
+                except (AuthError, CodecError) as e2:
+                    self.drop(f"undecodable signed message: {e2}", sender)
+                    return
             handler = self._handlers.get(type(m))
             if handler is None:
                 self.drop(f"{self.component} does not handle {type(m).__name__}", sender)
@@ -199,12 +231,19 @@ class KernelActor(Actor):
     def tell(self, addr: ActorAddress, msg: Any) -> None:
         """Encode ``msg`` and send it to ``addr``."""
         self.sent += 1
-        self._myRef.actor_send(addr, encode(msg))
+        if self._seal is None:
+            self._myRef.actor_send(addr, encode(msg))
+        else:
+            self._myRef.actor_send(addr, self._seal(encode(msg)))
 
     def tell_encoded(self, addr: ActorAddress, data: bytes) -> None:
-        """Send bytes encoded once for many sends (a message that does not change)."""
+        """Send bytes encoded once for many sends (a message that does not change); with
+        an auth port they are sealed at each send."""
         self.sent += 1
-        self._myRef.actor_send(addr, data)
+        if self._seal is None:
+            self._myRef.actor_send(addr, data)
+        else:
+            self._myRef.actor_send(addr, self._seal(data))
 
     def reply_error(self, addr: ActorAddress, call: str, message: str, fatal: bool = False) -> None:
         self.stats["errors_replied"] += 1
@@ -272,9 +311,13 @@ class KernelActor(Actor):
             self.port_paths = tuple(m.ports)
             self._clock = ports["clock"]
             self._addresses = ports["addresses"]
+            auth = ports.get("auth")
+            if auth is not None:
+                self._seal, self._open = auth.seal, auth.open
             self.configure(settings, sender)
         except (ConfigError, ValueError, TypeError, KeyError) as e:
             self.ports = {}
+            self._seal = self._open = None
             self.log.error("%s %s: configuration refused: %s", self.component, m.name, e)
             self.tell(sender, M.Configured(self.component, m.name, error=str(e)))
             return

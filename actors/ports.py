@@ -98,6 +98,21 @@ class Discovery(Protocol):
     def __call__(self) -> Discovered: ...
 
 
+class MessageAuth(Protocol):
+    """The ``auth`` port (``actors.auth.Authenticator``): seals what the actor sends in a
+    signed envelope, and opens what it receives, raising ``actors.auth.AuthError`` for
+    a message that is not authentic or not fresh.  The host's factory gives it the
+    actor's principal, its secret and those of the principals it may hear from, and an
+    incarnation that grows with every start of the actor (``impresario.security`` on a
+    real host, ``sim.auth`` in the simulator)."""
+
+    def seal(self, payload: bytes) -> bytes: ...
+
+    def open(self, data: bytes) -> tuple[str, bytes]:
+        """(the sender's principal, the message's bytes)."""
+        ...
+
+
 class Store(Protocol):
     """Durable records of one actor: the master's registry, an agent's checkpoints.
 

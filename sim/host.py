@@ -14,6 +14,11 @@ Messages between kernel actors are the codec's bytes, exactly as on a real
 host.  Every delivered message goes into a SHA-256 digest (virtual time,
 sender, receiver, bytes), so the same scenario and seed give the same digest.
 
+**Authentication** (:meth:`SimHost.authenticate`, ``sim.auth``): actors given
+the ``auth`` port seal and check every message, as on a real host; what the
+harness sends is signed as the principal ``operator``, and what it receives
+is checked.  The digest then covers the signed envelopes.
+
 **Service time.**  With ``service="zero"`` (the default) a handler takes no
 virtual time.  With ``fixed(T)`` every handled message occupies its actor for
 T virtual seconds; with ``measured`` for the real CPU time the handler took.
@@ -47,10 +52,12 @@ import simpy
 from simpy.events import NORMAL
 from thespian.actors import ActorAddress, ActorExitRequest, ChildActorExited, WakeupMessage
 
+from actors.auth import AuthError, is_signed, payload_tag
 from actors.base import Addresses, load_object
 from actors.codec import decode, encode, peek_tag
 from actors.ports import MemoryStore
 
+from .auth import HARNESS_ORIGIN, HARNESS_PRINCIPAL, SimAuth
 from .network import ConstantNetwork, Network
 
 _pack_time = struct.Struct("<d").pack
@@ -147,13 +154,24 @@ class SimRef:
 
 
 class Inbox:
-    """A pseudo-actor for the harness: collects what is sent to it, decoded."""
+    """A pseudo-actor for the harness: collects what is sent to it, decoded (and, with
+    authentication on, authenticated: a message refused goes to ``refused``)."""
 
     def __init__(self) -> None:
         self.items: list[tuple[Any, ActorAddress]] = []
+        self.open: Callable[[bytes], tuple[str, bytes]] | None = None
+        self.refused: list[tuple[AuthError, ActorAddress]] = []
 
     def receiveMessage(self, msg: Any, sender: ActorAddress) -> None:
-        self.items.append((decode(msg) if type(msg) is bytes else msg, sender))
+        if type(msg) is bytes:
+            if self.open is not None and is_signed(msg):
+                try:
+                    msg = self.open(msg)[1]
+                except AuthError as e:
+                    self.refused.append((e, sender))
+                    return
+            msg = decode(msg)
+        self.items.append((msg, sender))
 
     def take(self, kind: type | None = None) -> list[Any]:
         out = [m for m, _ in self.items if kind is None or isinstance(m, kind)]
@@ -207,6 +225,18 @@ class SimHost:
         self.inbox = Inbox()
         self.inbox_ref = self._register("harness", self.inbox, None, None, 0)
         self.events = 0
+        self.auth: SimAuth | None = None        # see authenticate()
+        self._harness_seal: Callable[[bytes], bytes] | None = None
+
+    def authenticate(self, seed: int) -> SimAuth:
+        """Turn authentication on: secrets for this seed, kept here for the ``auth`` port
+        (``sim.auth:authenticator``); the harness signs what it sends from now on."""
+        if self.auth is None:
+            self.auth = SimAuth(seed)
+            port = self.auth.authenticator(HARNESS_PRINCIPAL, HARNESS_ORIGIN, self.env._now)
+            self._harness_seal = port.seal
+            self.inbox.open = port.open
+        return self.auth
 
     # ------------------------------------------------------------------ actors
 
@@ -290,7 +320,7 @@ class SimHost:
     def tell_at(self, at: float, target: ActorAddress, msg: Any) -> None:
         """Send ``msg`` from the harness at virtual time ``at`` (an operator call)."""
         data = encode(msg) if type(msg) is not bytes else msg
-        self.call_at(at, lambda: self.send(self.inbox_ref, target, data))
+        self.call_at(at, lambda: self.tell(target, data))
 
     def call_at(self, at: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` (harness code: faults, samples) at virtual time ``at``."""
@@ -306,9 +336,12 @@ class SimHost:
         """Send from the harness (replies come back to ``self.inbox``).  ``local``: from
         the target's own host (its launcher's Configure), at once and whatever the network.
 
-        Kernel message values are encoded here, as any sender would."""
+        Kernel message values are encoded here, as any sender would, and with
+        authentication on, sealed (bytes included: :meth:`send` sends bytes as they are)."""
         if type(msg) is not bytes and hasattr(type(msg), "TAG"):
             msg = encode(msg)
+        if self._harness_seal is not None and type(msg) is bytes:
+            msg = self._harness_seal(msg)
         self.send(self.inbox_ref, target, msg, local=local)
 
     def _deliver(self, ev: _Event) -> None:
@@ -325,6 +358,8 @@ class SimHost:
             self.messages += 1
             by_tag = self.messages_by_tag
             tag = peek_tag(msg)
+            if tag is None:
+                tag = payload_tag(msg)   # a signed envelope's
             by_tag[tag] = by_tag.get(tag, 0) + 1
             # The digest: virtual time, sender, receiver, the bytes.
             self.digest.update(_pack_time(self.env._now) + sender.bkey + ref.bkey + msg)
@@ -351,6 +386,8 @@ class SimHost:
         if type(msg) is bytes:
             self.messages += 1
             tag = peek_tag(msg)
+            if tag is None:
+                tag = payload_tag(msg)   # a signed envelope's
             self.messages_by_tag[tag] = self.messages_by_tag.get(tag, 0) + 1
             self.digest.update(_pack_time(self.env._now) + sender.bkey + ref.bkey + msg)
         outbox: list[tuple[str, Any, Any, Any]] = []

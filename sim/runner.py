@@ -26,6 +26,7 @@ from actors.codec import message_types
 from actors.framework import Framework, peak_running, percentile
 from actors.resources import SCALAR_NAMES, from_millis
 
+from .auth import AUTH_PORT
 from .faults import Fault, FaultLog, select
 from .host import BASE_PORTS, RelaxedCollector, SimHost
 from .network import TopologyNetwork, from_settings
@@ -61,6 +62,13 @@ class SimCluster:
         self.seed = scenario.seed if seed is None else seed
         network = from_settings(scenario.network, scenario.latency, self.seed)
         self.host = host = SimHost(network, scenario.service_time)
+        # [sim] authenticate: every actor gets the auth port (and so do executors).
+        self.auth_ports: tuple[tuple[str, str], ...] = ()
+        executor_ports = SIM_EXECUTOR_PORTS
+        if scenario.authenticate:
+            host.authenticate(self.seed)
+            self.auth_ports = (AUTH_PORT,)
+            executor_ports = [*SIM_EXECUTOR_PORTS, list(AUTH_PORT)]
         self.faults = FaultLog()
         self.masters = 0
         self.retired: dict[str, int] = {}   # counters of masters that failed over
@@ -77,7 +85,7 @@ class SimCluster:
                 name = f"agent-{n}"
                 self.agent_settings[name] = {
                     "master": "master", "resources": text, "attributes": group.attributes,
-                    "hostname": name, "executor_ports": SIM_EXECUTOR_PORTS, "seed": self.seed,
+                    "hostname": name, "executor_ports": executor_ports, "seed": self.seed,
                     **scenario.agent_settings}
                 self.agent_nodes[name] = network.place(name, "agent")
                 self._start_agent(name)
@@ -131,7 +139,8 @@ class SimCluster:
     def _configure(self, addr: Any, component: str, name: str, settings: dict[str, Any],
                    extra_ports: tuple[tuple[str, str], ...] = ()) -> None:
         # The host's own launcher configures an actor: no network in between.
-        self.host.tell(addr, M.Configure(component, name, settings, BASE_PORTS + extra_ports), local=True)
+        ports = BASE_PORTS + extra_ports + self.auth_ports
+        self.host.tell(addr, M.Configure(component, name, settings, ports), local=True)
 
     def _check_configured(self) -> None:
         # Deliver the Configure messages, then look at every answer.

@@ -74,6 +74,7 @@ class Scenario:
     allocator: str = "drf"
     service_time: str = "zero"
     sample_every: float = 10.0
+    authenticate: bool = False
     network: dict[str, Any] | None = None
     faults: list[Fault] = field(default_factory=list)
     sweep: dict[str, list[Any]] = field(default_factory=dict)
@@ -101,7 +102,7 @@ class Scenario:
 BATCH_CLASS = "actors.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
 SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator", "service_time",
-            "sample_every"}
+            "sample_every", "authenticate"}
 NETWORK_KEYS = {"agents_per_rack", "host_link", "rack_link", "racks"}
 QUOTA_KEYS = {"guarantee", "limit"}
 OPERATOR_KEYS = {"at", "update_weights", "update_quota"}
@@ -200,6 +201,9 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     sc.sample_every = _duration(sim.get("sample_every", "10s"), "[sim].sample_every")
     if sc.sample_every <= 0:
         raise ScenarioError("[sim].sample_every must be positive")
+    sc.authenticate = sim.get("authenticate", False)
+    if type(sc.authenticate) is not bool:
+        raise ScenarioError(f"[sim].authenticate must be true or false, got {sc.authenticate!r}")
 
     for table, durations, counts, out in (("master", MASTER_DURATIONS, MASTER_COUNTS, sc.master_settings),
                                           ("agent", AGENT_DURATIONS, AGENT_COUNTS, sc.agent_settings)):

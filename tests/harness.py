@@ -76,11 +76,19 @@ class SimHarness(Harness):
 
     def __init__(self, agents: int = 2, resources: str = "cpus:4;mem:4096;disk:4096",
                  master_settings: dict[str, Any] | None = None,
-                 agent_settings: dict[str, Any] | None = None, seed: int = 1) -> None:
+                 agent_settings: dict[str, Any] | None = None, seed: int = 1,
+                 authenticate: bool = False) -> None:
+        from sim.auth import AUTH_PORT
         from sim.host import BASE_PORTS, SimHost
         self.host = host = SimHost()
         self.ports = BASE_PORTS
         self.seed = seed
+        executor_ports = SIM_EXECUTOR_PORTS
+        if authenticate:
+            # Every actor seals and checks its messages; the harness signs as "operator".
+            host.authenticate(seed)
+            self.ports = (*BASE_PORTS, AUTH_PORT)
+            executor_ports = [*SIM_EXECUTOR_PORTS, list(AUTH_PORT)]
         self.master = host.spawn("actors.master.Master", name="master")
         self.allocator = host.spawn("actors.allocator.Allocator", name="allocator")
         self._configure(self.allocator, "allocator", "allocator", {"master": "master", "seed": seed})
@@ -90,7 +98,7 @@ class SimHarness(Harness):
         for i in range(agents):
             a = host.spawn("actors.agent.Agent", name=f"agent-{i}")
             self._configure(a, "agent", f"agent-{i}", {
-                "master": "master", "resources": resources, "executor_ports": SIM_EXECUTOR_PORTS,
+                "master": "master", "resources": resources, "executor_ports": executor_ports,
                 "seed": seed, **(agent_settings or {})})
             self.agents.append(a)
         self.wait(lambda: sum(x["reachable"] for x in self.master_state()["agents"]) == agents,

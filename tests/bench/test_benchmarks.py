@@ -20,6 +20,13 @@ def test_sim_host_cost_per_message(message):
     assert figures["messages"] > 0 and figures["host_us_per_message"] > 0
 
 
+def test_auth_cost_per_message():
+    from sim.bench import bench_auth
+    figures = bench_auth()
+    print("\n" + json.dumps(figures))
+    assert figures["payload_bytes"] == 216 and figures["open_us"] > 0
+
+
 def test_allocator_cycle_at_scale():
     from sim.bench import bench_allocator
     figures = bench_allocator(30_000, 2_000, 200, cycles=5, decline_agents=2_000, decline_frameworks=2_000)
