@@ -27,7 +27,7 @@ class RoleLedger:
         if cur is not None and now > since:
             acc = self._integral.setdefault(key, {})
             dt = now - since
-            for name, millis in cur.scalar_items():
+            for name, millis in cur.scalar_map().items():   # each name on its own: order is free
                 acc[name] = acc.get(name, 0.0) + millis * dt
         self._since[key] = now
 
