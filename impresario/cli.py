@@ -49,6 +49,13 @@ def _size(text: str) -> float:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _frame_size(text: str) -> int:
+    size = int(_size(text) * 2**20)
+    if size < 1024:
+        raise argparse.ArgumentTypeError(f"too small for Thespian's own messages: {text!r}")
+    return size
+
+
 def _positive(text: str) -> float:
     try:
         v = float(text)
@@ -118,12 +125,12 @@ def cmd_local(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     agent_settings = {"containerizer": _containerizer(args)}
     cluster = LocalCluster(agents=args.agents, work_dir=args.work_dir, log_level=args.log_level,
-                           agent_settings=agent_settings)
+                           agent_settings=agent_settings, max_frame=args.max_frame)
     try:
         cluster.start(timeout=args.timeout)
         assert cluster.master is not None
         _say(f"  master {cluster.master_id} and {args.agents} agents up in {time.monotonic() - t0:.1f} s "
-             f"(Thespian multiprocTCPBase on 127.0.0.1); work dir {cluster.work_dir}")
+             f"(Thespian multiprocTCPBase listening on {cluster.bind} only); work dir {cluster.work_dir}")
         _say(f"  tasks run as user {_user()}, in their own sessions; logs in {cluster.log_path}")
         started = time.monotonic()
         fw = cluster.start_framework(BATCH, "batch", {"tasks": [spec] if args.tasks else [],
@@ -304,11 +311,11 @@ def cmd_master(args: argparse.Namespace) -> int:
     )
     from .realhost import BASE_PORTS
 
-    os.environ["THESPIAN_BASE_IPADDR"] = args.listen
     work_dir = args.work_dir
     os.makedirs(work_dir, exist_ok=True)
     log_path = os.path.join(work_dir, "master.log")
-    system = System({"Admin Port": args.port, "impresario.master": True}, log_defs(log_path, args.log_level))
+    system = System({"Admin Port": args.port, "impresario.master": True}, log_defs(log_path, args.log_level),
+                    _listen(args.listen), args.max_frame)
     try:
         client = Client(system.asys)
         master = system.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
@@ -321,8 +328,8 @@ def cmd_master(args: argparse.Namespace) -> int:
                                     "work_dir": work_dir, "store_fsync": args.fsync}
         client.configure(master, "master", "master", settings, MASTER_PORTS if args.registry else BASE_PORTS)
         registry = f"registry {os.path.join(work_dir, 'registry')}" if args.registry else "no registry"
-        _say(f"impresario master {master_id} on {args.listen}:{args.port} (actor {address_text(master)}); "
-             f"log {log_path}; {registry}; Ctrl-C to stop")
+        _say(f"impresario master {master_id} listening on {system.listen}:{args.port}{_everywhere(system)} "
+             f"(actor {address_text(master)}); log {log_path}; {registry}; Ctrl-C to stop")
         _wait_for_signal()
         _say("impresario master: stopping")
         return EXIT_OK
@@ -331,8 +338,12 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 
 def _join(master: tuple[str, int], listen: str | None, port: int | None, log_path: str | None,
-          log_level: str, caps: dict[str, Any] | None = None, timeout: float = 30.0) -> tuple[Any, Any]:
-    """Start a Thespian system joined to the master's convention; find the master actor."""
+          log_level: str, max_frame: int | None = None, actor_packages: tuple[str, ...] = (),
+          timeout: float = 30.0) -> tuple[Any, Any]:
+    """Start a Thespian system joined to the master's convention; find the master actor.
+
+    It listens on ``listen``; by default on loopback for a master there, else on this
+    host's address on the route to the master."""
     from .cluster import (
         MASTER_CLASS,
         MASTER_GLOBAL_NAME,
@@ -349,11 +360,9 @@ def _join(master: tuple[str, int], listen: str | None, port: int | None, log_pat
             pass
     except OSError as e:
         raise KernelError(f"no master at {host}:{mport} ({e.strerror or e})") from None
-    bind = listen or ("127.0.0.1" if _is_loopback(host) else None)
-    if bind:
-        os.environ["THESPIAN_BASE_IPADDR"] = bind
-    system = System({"Admin Port": port or free_port(bind or ""), "Convention Address.IPv4": (host, mport),
-                     **(caps or {})}, log_defs(log_path, log_level))
+    bind = _listen(listen or ("127.0.0.1" if _is_loopback(host) else _route_to(host, mport)))
+    system = System({"Admin Port": port or free_port(bind), "Convention Address.IPv4": (host, mport)},
+                    log_defs(log_path, log_level), bind, max_frame, actor_packages)
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -369,6 +378,32 @@ def _join(master: tuple[str, int], listen: str | None, port: int | None, log_pat
         time.sleep(0.5)
     system.shutdown()
     raise KernelError(f"no master at {host}:{mport} ({last})")
+
+
+def _listen(address: str) -> str:
+    """``address`` resolved and checked bindable, or a usage error naming it."""
+    from .hardening import HardeningError, resolve_listen
+
+    try:
+        return resolve_listen(address)
+    except HardeningError as e:
+        raise UsageError(str(e)) from None
+
+
+def _everywhere(system: Any) -> str:
+    from .hardening import ANY_ADDRESS
+
+    return " (every interface, as asked)" if system.listen == ANY_ADDRESS else ""
+
+
+def _route_to(host: str, port: int) -> str:
+    """This host's address on the route to ``host`` (no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((host, port))
+            return str(s.getsockname()[0])
+    except OSError as e:
+        raise UsageError(f"no route to {host}: {e.strerror or e}; give --listen") from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -389,10 +424,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         address_text,
     )
 
+    if not args.listen and not _is_loopback(args.master[0]):
+        raise UsageError(f"the master {args.master[0]} is not on this host's loopback: give --listen, "
+                         "this host's address on the cluster's network")
     containerizer = _containerizer(args)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = os.path.join(args.work_dir, "agent.log")
-    system, master = _join(args.master, args.listen, args.port, log_path, args.log_level)
+    system, master = _join(args.master, args.listen, args.port, log_path, args.log_level, args.max_frame)
     try:
         agent = system.asys.createActor(AGENT_CLASS)
         settings: dict[str, Any] = {"master": address_text(master), "work_dir": args.work_dir,
@@ -421,8 +459,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         offered = ";".join(f"{k}:{v}" for k, v in state["resources"].items())
         tasks = sum(len(e["tasks"]) for e in state["executors"])
         recovered = f"recovered {tasks} tasks from its checkpoint, " if tasks else ""
-        _say(f"impresario agent {state['agent_id']} registered with {args.master[0]}:{args.master[1]}, "
-             f"{recovered}offering {offered}; log {log_path}; Ctrl-C to stop")
+        _say(f"impresario agent {state['agent_id']} listening on {system.listen}:{args.port}{_everywhere(system)} "
+             f"registered with {args.master[0]}:{args.master[1]}, {recovered}offering {offered}; log {log_path}; "
+             "Ctrl-C to stop")
         _wait_for_signal()
         return EXIT_OK
     finally:
@@ -432,7 +471,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
     from .cluster import Client
 
-    system, master = _join(args.master, None, None, None, "WARNING")
+    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
     try:
         state = Client(system.asys).query(master, "state")
         json.dump(state, sys.stdout, indent=2)
@@ -458,7 +497,7 @@ def cmd_weights(args: argparse.Namespace) -> int:
         if not sep or role_error(role) or not w > 0:
             raise UsageError(f"expected ROLE=WEIGHT with a valid role and a positive weight, got {item!r}")
         weights.append((role, w))
-    system, master = _join(args.master, None, None, None, "WARNING")
+    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
     try:
         reply = Client(system.asys).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
         return _operator_reply(reply)
@@ -483,7 +522,7 @@ def cmd_quota(args: argparse.Namespace) -> int:
     quota = Quota(parse(args.guarantee, "guarantee"), parse(args.limit, "limit"))
     if quota.is_empty() and not args.remove:
         raise UsageError("give --guarantee and/or --limit, or --remove")
-    system, master = _join(args.master, None, None, None, "WARNING")
+    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
     try:
         reply = Client(system.asys).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
         return _operator_reply(reply)
@@ -519,14 +558,15 @@ def cmd_execute(args: argparse.Namespace) -> int:
     system = None
     try:
         if args.local:
-            cluster = LocalCluster(agents=1, log_level=args.log_level,
+            cluster = LocalCluster(agents=1, log_level=args.log_level, max_frame=args.max_frame,
                                    agent_settings={"containerizer": _containerizer(args)})
             cluster.start()
-            _say(f"impresario execute: a local cluster (1 agent); the task runs as user {_user()}")
+            _say(f"impresario execute: a local cluster (1 agent) listening on {cluster.bind} only; "
+                 f"the task runs as user {_user()}")
             fw = cluster.start_framework(BATCH, "execute", settings)
             client = cluster.client
         else:
-            system, master = _join(args.master, None, None, None, "WARNING")
+            system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
             fw = system.asys.createActor(BATCH.replace(":", "."))
             client = Client(system.asys)
             client.configure(fw, "framework", "execute", {"master": address_text(master), "name": "execute", **settings})
@@ -573,13 +613,15 @@ def cmd_framework(args: argparse.Namespace) -> int:
         raise UsageError("--settings must be a JSON object")
     if args.role:
         settings["roles"] = args.role
-    system, master = _join(args.master, None, None, None, args.log_level)
+    system, master = _join(args.master, args.listen, None, None, args.log_level, args.max_frame,
+                           actor_packages=(cls.__module__,))
     try:
         fw = system.asys.createActor(f"{cls.__module__}.{cls.__qualname__}")
         client = Client(system.asys)
         name = args.name or cls.__name__
         client.configure(fw, "framework", name, {"master": address_text(master), "name": name, **settings})
-        _say(f"impresario framework {name} ({args.class_path}) subscribed to {args.master[0]}:{args.master[1]}")
+        _say(f"impresario framework {name} ({args.class_path}) subscribed to {args.master[0]}:{args.master[1]}, "
+             f"listening on {system.listen}{_everywhere(system)}")
         stop = {"now": False}
         signal.signal(signal.SIGINT, lambda *a: stop.update(now=True))
         signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
@@ -650,6 +692,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"impresario {__version__}")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                    help="level of the actors' log file (default INFO)")
+    p.add_argument("--max-frame", type=_frame_size, metavar="SIZE",
+                   help="refuse a Thespian frame larger than this: 64MiB, 1GiB, or MiB (default 64MiB)")
     sub = p.add_subparsers(dest="command_name", metavar="COMMAND")
     sub.required = True
 
@@ -688,7 +732,9 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("master", help="run a master (and its allocator) for a real cluster")
     q.add_argument("--port", type=int, default=5050, help="the master system's port; agents join here (default 5050)")
-    q.add_argument("--listen", default="127.0.0.1", help="the address to publish (default 127.0.0.1)")
+    q.add_argument("--listen", default="127.0.0.1",
+                   help="the address to listen on and publish; 0.0.0.0 listens on every interface "
+                        "(default 127.0.0.1)")
     q.add_argument("--work-dir", default="/var/tmp/impresario-master",
                    help="the log and the registry (WORK_DIR/registry); a master started again with the same "
                         "one recovers the cluster from it (default /var/tmp/impresario-master)")
@@ -704,7 +750,9 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("agent", help="run an agent that joins a master")
     q.add_argument("--master", type=_hostport, required=True, help="HOST:PORT of the master")
     q.add_argument("--port", type=int, default=5051, help="this agent system's port (default 5051)")
-    q.add_argument("--listen", help="the address to publish (default: loopback for a loopback master)")
+    q.add_argument("--listen",
+                   help="the address to listen on and publish; 0.0.0.0 listens on every interface "
+                        "(default: loopback for a master on loopback, else required)")
     q.add_argument("--work-dir", default="/var/tmp/impresario-agent",
                    help="sandboxes, the log and the checkpoints (WORK_DIR/meta); an agent started again with "
                         "the same one recovers its tasks (default /var/tmp/impresario-agent)")
@@ -747,6 +795,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--name", help="the framework's name (default: the class name)")
     q.add_argument("--role", action="append", help="a role to subscribe with (repeatable)")
     q.add_argument("--settings", help="the framework's settings, a JSON object")
+    q.add_argument("--listen", help="the address to listen on (default: loopback for a master on loopback, "
+                                    "else this host's address on the route to the master)")
     q.add_argument("--timeout", type=float, default=7 * 86400.0, help="stop after this many seconds")
     q.set_defaults(func=cmd_framework)
 

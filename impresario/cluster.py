@@ -29,7 +29,7 @@ import socket
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psutil
@@ -38,6 +38,7 @@ from thespian.actors import ActorAddress, ActorSystem
 from actors import messages as M
 from actors.codec import CodecError, decode, encode
 
+from . import hardening
 from .realhost import BASE_PORTS, SYSTEM_BASE, TcpAddresses
 
 log = logging.getLogger("impresario.cluster")
@@ -87,9 +88,17 @@ def log_defs(path: str | None, level: str = "INFO") -> dict[str, Any]:
 
 
 class System:
-    """One Thespian system started by this process, and how to end it for sure."""
+    """One Thespian system started by this process, and how to end it for sure.
 
-    def __init__(self, caps: dict[str, Any], logdefs: dict[str, Any] | None) -> None:
+    The transport hardening (:mod:`impresario.hardening`) is installed first: the system's
+    sockets bind ``listen`` only (``"0.0.0.0"``: every interface, only when asked for),
+    frames larger than ``max_frame`` bytes are refused, and only Thespian's own protocol
+    classes are unpickled.  ``actor_packages``: packages besides ``actors`` whose actor
+    classes this system may be asked to create."""
+
+    def __init__(self, caps: dict[str, Any], logdefs: dict[str, Any] | None, listen: str = "127.0.0.1",
+                 max_frame: int | None = None, actor_packages: Iterable[str] = ()) -> None:
+        self.listen = hardening.install(listen, max_frame, actor_packages)
         me = psutil.Process()
         before = {p.pid for p in me.children()}
         self.asys = ActorSystem(SYSTEM_BASE, caps, logDefs=logdefs or False, transientUnique=True)
@@ -143,6 +152,10 @@ class System:
             with contextlib.suppress(psutil.NoSuchProcess):
                 p.kill()
         psutil.wait_procs(alive, timeout=5)
+
+
+def _module_of(class_name: str) -> str:
+    return class_name.replace(":", ".").rpartition(".")[0]
 
 
 def _pgid(pid: int) -> int | None:
@@ -216,13 +229,19 @@ def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, wha
 
 
 class LocalCluster:
-    """A master, an allocator and N agents, each agent in its own Thespian system, on loopback."""
+    """A master, an allocator and N agents, each agent in its own Thespian system, on loopback.
+
+    Every system listens on ``bind`` only (loopback by default) with the transport
+    hardening installed; ``max_frame`` caps a frame's size (bytes, None: the default) and
+    ``actor_packages`` names packages, besides ``actors`` and the agent class's module,
+    whose actor classes the systems may be asked to create."""
 
     def __init__(self, agents: int = 2, work_dir: str | None = None,
                  agent_resources: str | None = None, master_settings: dict[str, Any] | None = None,
                  agent_settings: dict[str, Any] | None = None, log_level: str = "INFO",
                  bind: str = "127.0.0.1", agent_shapes: list[str] | None = None, recovery: bool = True,
-                 agent_class: str = AGENT_CLASS) -> None:
+                 agent_class: str = AGENT_CLASS, max_frame: int | None = None,
+                 actor_packages: Iterable[str] = ()) -> None:
         if agents < 1:
             raise ValueError("a cluster needs at least one agent")
         if agent_shapes is not None and len(agent_shapes) != agents:
@@ -247,6 +266,8 @@ class LocalCluster:
         self.agent_class = agent_class
         self.master_port = 0
         self._share: str | None = None
+        self.max_frame = max_frame
+        self.actor_packages = (*actor_packages, _module_of(agent_class))
 
     # ------------------------------------------------------------------ life cycle
 
@@ -261,7 +282,6 @@ class LocalCluster:
         self.stop()
 
     def start(self, timeout: float = 60.0) -> LocalCluster:
-        os.environ["THESPIAN_BASE_IPADDR"] = self.bind
         os.makedirs(self.work_dir, exist_ok=True)
         self.master_port = free_port(self.bind)
         self._start_master(timeout)
@@ -275,9 +295,12 @@ class LocalCluster:
     def _logdefs(self) -> dict[str, Any]:
         return log_defs(self.log_path, self.log_level)
 
+    def _system(self, caps: dict[str, Any], actor_packages: Iterable[str] = ()) -> System:
+        return System(caps, self._logdefs(), self.bind, self.max_frame, (*self.actor_packages, *actor_packages))
+
     def _start_master(self, timeout: float) -> None:
         """The master's system (at ``master_port``), its allocator and the master, configured."""
-        msys = System({"Admin Port": self.master_port, "impresario.master": True}, self._logdefs())
+        msys = self._system({"Admin Port": self.master_port, "impresario.master": True})
         if self.systems:
             self.systems[0] = msys
         else:
@@ -299,8 +322,8 @@ class LocalCluster:
     def _start_agent(self, i: int, timeout: float) -> None:
         """Agent ``i`` in a system of its own joined to the master's; configured, not waited for."""
         assert self.master is not None
-        sys_i = System({"Admin Port": free_port(self.bind),
-                        "Convention Address.IPv4": (self.bind, self.master_port)}, self._logdefs())
+        sys_i = self._system({"Admin Port": free_port(self.bind),
+                              "Convention Address.IPv4": (self.bind, self.master_port)})
         if i + 1 < len(self.systems):
             self.systems[i + 1] = sys_i
         else:
@@ -378,12 +401,18 @@ class LocalCluster:
         ``own_system`` in a system of its own joined to it (so that it outlives a crash of
         the master's)."""
         assert self.client is not None and self.master is not None
+        class_name = class_path.replace(":", ".")
         system = self.systems[0]
         if own_system:
-            system = System({"Admin Port": free_port(self.bind),
-                             "Convention Address.IPv4": (self.bind, self.master_port)}, self._logdefs())
+            system = self._system({"Admin Port": free_port(self.bind),
+                                   "Convention Address.IPv4": (self.bind, self.master_port)},
+                                  (_module_of(class_name),))
             self.systems.append(system)
-        fw = system.asys.createActor(class_path.replace(":", "."))
+        elif not hardening.admits_actor_class(class_name):
+            raise KernelError(f"{class_path}: the master's system creates actors of "
+                              f"{', '.join(hardening.settings()['actor_packages'])} only; name its "
+                              "package in actor_packages, or start it with own_system=True")
+        fw = system.asys.createActor(class_name)
         full = {"master": address_text(self.master), "name": name, **settings}
         Client(system.asys).configure(fw, "framework", name, full, timeout=timeout)
         return fw
@@ -416,7 +445,8 @@ def run_scenario(scenario: Any, time_scale: float = 0.01, timeout: float = 300.0
     if sum(g.count for g in groups) > max_agents:
         raise ValueError(f"{scenario.name}: more than {max_agents} agents is not for a single real host")
     shapes = [str(g.resources) for g in groups for _ in range(g.count)]
-    cluster = LocalCluster(agents=len(shapes), agent_shapes=shapes)
+    cluster = LocalCluster(agents=len(shapes), agent_shapes=shapes,
+                           actor_packages=[_module_of(fw.class_path) for fw in scenario.frameworks])
     try:
         cluster.start()
         fws = []

@@ -3,12 +3,18 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+from impresario import hardening
+
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, max_examples=200,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("campaign", deadline=None, max_examples=10_000,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+# The transport hardening lets peers create actors of the kernel's own classes only; the
+# tests create theirs too (probes, policies, subclasses of the kernel's actors).
+hardening.admit_actor_packages("tests")
 
 
 @pytest.fixture(scope="session", autouse=True)
