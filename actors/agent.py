@@ -34,6 +34,13 @@ gets (:class:`~actors.gpus.GpuPool`) and tells the executor with the launch.
 Executors sample their tasks' usage (real hosts: the ``usage_interval``
 setting); the agent batches the latest samples into one ``UsageReport`` to
 the master per interval.
+
+Principals: with an auth port, the agent follows (and takes master calls
+from) only the principals of its ``master_principals`` setting (default
+``["master"]``), and its executors' messages only from its own principal.  A
+task runs as its command's user, else its framework's; the agent refuses
+(``TASK_ERROR``) a task as ``root`` unless ``allow_root_tasks`` is set, or,
+with an ``acls`` setting, unless its ``run_tasks`` rules allow the task's user.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from typing import Any
 from thespian.actors import ActorAddress, ActorExitRequest
 
 from . import messages as M
+from .acl import ACL, ROOT, RUN_TASKS, ACLError
 from .base import ConfigError, KernelActor, handles, setting
 from .codec import CodecError, encode, unpack_value
 from .gpus import GpuPool
@@ -127,6 +135,9 @@ class Agent(KernelActor):
         self.checkpoint: Any = None
         self.recovered = False
         self._ctag = ""
+        self.master_principals: frozenset[str] = frozenset({"master"})
+        self.acl: ACL | None = None
+        self.allow_root_tasks = False
 
     # ------------------------------------------------------------------ set-up
 
@@ -166,13 +177,22 @@ class Agent(KernelActor):
         except (TypeError, ValueError):
             raise ConfigError("executor_ports must be a list of [name, path] pairs") from None
         self.executor_settings = {
+            # (principal, secrets_file: an executor's auth port signs as its agent)
             k: settings[k] for k in ("kill_tasks_on_exit", "output_tail_bytes", "seed",
-                                     "kill_grace_seconds", "containerizer", "usage_interval")
+                                     "kill_grace_seconds", "containerizer", "usage_interval",
+                                     "principal", "secrets_file")
             if k in settings
         }
         self.executor_settings["work_dir"] = self.work_dir
         self.usage_interval = setting(settings, "usage_interval", float, 0.0)
         self.checkpoint = self.ports.get("checkpoint")
+        self.master_principals = frozenset(str(p) for p in setting(settings, "master_principals", list, ["master"]))
+        self.allow_root_tasks = setting(settings, "allow_root_tasks", bool, False)
+        if settings.get("acls") is not None:
+            try:
+                self.acl = ACL.parse(settings["acls"])
+            except ACLError as e:
+                raise ConfigError(str(e)) from None
 
     def _gpu_pool(self, resources: Resources, discovered: Discovered | None) -> GpuPool:
         n = resources.millis("gpus") // 1000
@@ -278,7 +298,14 @@ class Agent(KernelActor):
         if sender != self.master:
             self.drop(f"{what} not from the master", sender)
             return False
+        if self._open is not None and self.peer_principal not in self.master_principals:
+            self._not_a_master(what, sender)
+            return False
         return True
+
+    def _not_a_master(self, what: str, sender: ActorAddress) -> None:
+        self.stats["calls_wrong_principal"] += 1
+        self.drop(f"{what} from principal {self.peer_principal!r}, not a master's", sender)
 
     @handles(M.AgentRegistered, M.AgentReregistered)
     def _registered(self, m: M.AgentRegistered | M.AgentReregistered, sender: ActorAddress) -> None:
@@ -315,6 +342,10 @@ class Agent(KernelActor):
 
     @handles(M.AgentRefused)
     def _refused(self, m: M.AgentRefused, sender: ActorAddress) -> None:
+        if self.registered:
+            # It answers a registration: this agent is registered, and has made none since.
+            self.drop("AgentRefused while registered", sender)
+            return
         if self._from_master(sender, "AgentRefused"):
             self.refused = m.message
             self.cancel_timer("register")
@@ -322,6 +353,10 @@ class Agent(KernelActor):
 
     @handles(M.Ping)
     def _ping(self, m: M.Ping, sender: ActorAddress) -> None:
+        if self._open is not None and self.peer_principal not in self.master_principals:
+            # Only a master's principal is followed: nobody else can call this agent over.
+            self._not_a_master("Ping", sender)
+            return
         current = sender == self.master   # one comparison: the health check is the hottest message
         if not current and sender not in self.candidates:
             if not m.master_id or m.master_id == self.master_id:
@@ -391,6 +426,8 @@ class Agent(KernelActor):
         if not self._check_launch(sender, "RunTask", m.framework, (task,)):
             return
         fid = m.framework.id
+        if self._users_refused(m.framework, (task,), task.task_id, Reason.REASON_TASK_UNAUTHORIZED):
+            return
         self._know_framework(m.framework)
         key = (fid, task.task_id)
         if key in self.executors:
@@ -406,7 +443,33 @@ class Agent(KernelActor):
         rec.gpus = gpus
         self.task_index.add((fid, task.task_id))
         self._save_executor(rec)
-        self.tell(rec.address, M.ExecLaunch(task, gpus))
+        self.tell(rec.address, M.ExecLaunch(_as_user(task, m.framework.user), gpus))
+
+    def _users_refused(self, framework: M.FrameworkInfo, tasks: tuple[M.TaskInfo, ...], executor_id: str,
+                       reason: Reason) -> bool:
+        """Defence in depth: tasks this agent will not run as their user fail (TASK_ERROR),
+        every task of the launch with them.  Root needs ``allow_root_tasks``; with an
+        ``acls`` setting, its ``run_tasks`` rules decide instead (root only where named)."""
+        why = None
+        for task in tasks:
+            user = _user_of(framework, task)
+            if self.acl is not None:
+                decision = self.acl.check(RUN_TASKS, framework.principal or None, user)
+                if not decision:
+                    why = f"task {task.task_id}: refused by this agent's ACL: {decision.reason}"
+            elif user == ROOT and not self.allow_root_tasks:
+                why = f"task {task.task_id}: this agent does not run tasks as root (allow_root_tasks is off)"
+            if why:
+                break
+        if why is None:
+            return False
+        self.stats["tasks_refused_user"] += len(tasks)
+        self.log.warning("agent %s: %s", self.name, why)
+        for task in tasks:
+            self._agent_update(framework.id, M.TaskStatus(
+                task.task_id, TS.TASK_ERROR, Source.SOURCE_AGENT, reason, why, self.agent_id,
+                executor_id, self.now()))
+        return True
 
     def _take_gpus(self, fid: str, tasks: tuple[M.TaskInfo, ...], executor_id: str) -> tuple[M.AssignedGpu, ...] | None:
         """Whole GPUs for every task, or none at all: then the tasks fail, and None."""
@@ -430,6 +493,9 @@ class Agent(KernelActor):
         if not self._check_launch(sender, "RunTaskGroup", m.framework, m.task_group):
             return
         fid = m.framework.id
+        if self._users_refused(m.framework, m.task_group, m.executor.executor_id,
+                               Reason.REASON_TASK_GROUP_UNAUTHORIZED):
+            return
         self._know_framework(m.framework)
         rec = self.executors.get((fid, m.executor.executor_id))
         if rec is not None and rec.exiting:
@@ -453,7 +519,8 @@ class Agent(KernelActor):
             self.task_index.add((fid, task.task_id))
         rec.gpus = rec.gpus + gpus
         self._save_executor(rec)
-        self.tell(rec.address, M.ExecLaunchGroup(m.executor, m.task_group, gpus))
+        self.tell(rec.address, M.ExecLaunchGroup(m.executor, tuple(_as_user(t, m.framework.user)
+                                                                for t in m.task_group), gpus))
 
     @handles(M.KillTask)
     def _kill_task(self, m: M.KillTask, sender: ActorAddress) -> None:
@@ -502,6 +569,11 @@ class Agent(KernelActor):
 
     def _executor_from(self, sender: ActorAddress, what: str,
                        claimed: tuple[str, str] | None = None) -> ExecRec | None:
+        if self._open is not None and self.peer_principal != self.ports["auth"].principal:
+            # An executor signs as its agent: anyone else speaking for one is dropped.
+            self.stats["calls_wrong_principal"] += 1
+            self.drop(f"{what} from principal {self.peer_principal!r}, not this agent's executors'", sender)
+            return None
         text = self.address_text(sender)
         key = self.exec_by_addr.get(text)
         if key is None and claimed is not None and claimed in self.executors:
@@ -822,3 +894,19 @@ class Agent(KernelActor):
                 "gpus": self.gpus.view(),
             }
         return super().query(what, args)
+
+
+def _user_of(framework: M.FrameworkInfo, task: M.TaskInfo) -> str:
+    """The user a task runs as: its command's, else its framework's ("": the agent's own)."""
+    return (task.command.user if task.command is not None else "") or framework.user
+
+
+def _as_user(task: M.TaskInfo, user: str) -> M.TaskInfo:
+    """``task`` with its command naming the framework's ``user`` where it names none (what
+    the executor's containerizer reads); the task itself if there is nothing to fill in."""
+    cmd = task.command
+    if not user or cmd is None or cmd.user:
+        return task
+    return M.TaskInfo(task.task_id, task.name, task.agent_id, task.resources,
+                      M.CommandInfo(cmd.value, cmd.shell, cmd.arguments, cmd.environment, user),
+                      task.executor, task.labels, task.kill_grace_seconds)

@@ -226,6 +226,12 @@ class KernelActor(Actor):
             self.log.warning("%s %s dropped a message from %s: %s (%d so far)",
                              self.component, self.name, sender, reason, n)
 
+    @property
+    def authenticates(self) -> bool:
+        """Whether this actor checks who sent what it receives (it has an ``auth`` port):
+        then ``peer_principal`` is the authenticated sender of the message being handled."""
+        return self._open is not None
+
     # ------------------------------------------------------------------ sending
 
     def tell(self, addr: ActorAddress, msg: Any) -> None:

@@ -64,7 +64,7 @@ DURATION_LABEL = "impresario.sim/duration"
 EXIT_CODE_LABEL = "impresario.sim/exit_code"
 RETRY_STATES = frozenset({TS.TASK_FAILED, TS.TASK_LOST, TS.TASK_DROPPED, TS.TASK_GONE})
 SPEC_KEYS = {"name", "count", "cpus", "mem", "disk", "gpus", "command", "duration", "exit_code", "labels",
-             "arrival", "start", "service"}
+             "arrival", "start", "service", "user"}
 
 
 @dataclass(slots=True)
@@ -137,6 +137,7 @@ class Shape:
     exit_code: int | None
     labels: tuple[tuple[str, str], ...]
     service: bool = False
+    user: str = ""             #: whom the tasks run as ("": the framework's user)
 
 
 @dataclass(slots=True)
@@ -194,6 +195,9 @@ def parse_task_spec(spec: Any, index: int) -> tuple[dict[str, Any], int]:
     name = spec.get("name", f"task{index}")
     if not isinstance(name, str) or not name or "/" in name or " " in name:
         raise ConfigError(f"tasks[{index}]: name must be a non-empty id prefix")
+    user = spec.get("user", "")
+    if not isinstance(user, str) or any(c.isspace() or c in ":/" for c in user):
+        raise ConfigError(f"tasks[{index}]: user must be a user name")
     arrival = parse_arrival(spec.get("arrival"), f"tasks[{index}]")
     try:
         start = parse_duration(spec.get("start", 0))
@@ -202,20 +206,21 @@ def parse_task_spec(spec: Any, index: int) -> tuple[dict[str, Any], int]:
     return {
         "name": name, "resources": resources, "command": command, "duration": duration,
         "exit_code": exit_code, "labels": tuple(sorted((str(k), str(v)) for k, v in labels.items())),
-        "service": service, "arrival": arrival, "start": start,
+        "service": service, "arrival": arrival, "start": start, "user": user,
     }, count
 
 
 def make_task(task_id: str, agent_id: str, resources: Resources, command: str | None = None,
               duration: float | None = None, exit_code: int | None = None,
               labels: tuple[tuple[str, str], ...] = (), time_scale: float = 1.0,
-              kill_grace_seconds: float | None = None, service: bool = False) -> M.TaskInfo:
+              kill_grace_seconds: float | None = None, service: bool = False, user: str = "") -> M.TaskInfo:
     """A command task that runs the same way on both hosts.
 
     With a ``duration`` and no ``command`` it runs ``sleep <duration x time_scale>``
     on a real host; the simulator reads the duration label.  An ``exit_code``
     makes the command end with that code (and the simulated container too).  A
-    ``service`` with no command sleeps forever on a real host.
+    ``service`` with no command sleeps forever on a real host.  ``user``: whom it runs as
+    (its command's user; "" for the framework's).
     """
     all_labels = list(labels)
     if duration is not None:
@@ -229,7 +234,7 @@ def make_task(task_id: str, agent_id: str, resources: Resources, command: str | 
         command = f"{command or 'true'}; exit {exit_code}"
     if command is None:
         raise ValueError(f"task {task_id}: give a command or a duration")
-    return M.TaskInfo(task_id, task_id, agent_id, resources, M.CommandInfo(command),
+    return M.TaskInfo(task_id, task_id, agent_id, resources, M.CommandInfo(command, user=user),
                       labels=tuple(all_labels), kill_grace_seconds=kill_grace_seconds)
 
 
@@ -486,7 +491,7 @@ class BatchFramework(Framework):
         shape = p.shape
         return make_task(p.task_id, offer.agent_id, res, command=shape.command, duration=p.duration,
                          exit_code=shape.exit_code, labels=shape.labels, time_scale=self.time_scale,
-                         service=shape.service)
+                         service=shape.service, user=shape.user)
 
     def _suppress(self) -> None:
         if not self._suppressing and self.connected:
@@ -532,6 +537,8 @@ class BatchFramework(Framework):
     def is_done(self) -> bool:
         if not self.configured:
             return False
+        if self.fatal_error and not self.framework_id:
+            return True     # refused for good before it ever subscribed: nothing will happen
         return (self.tracker.outstanding == 0 and not self.pending_count() and not self._arrivals
                 and self._stream is None)
 

@@ -104,9 +104,23 @@ class Executor(KernelActor):
         self.tell(self.agent, M.ExecSubscribe(self.framework_id, self.executor_id,
                                               tuple(self.unacked[u] for u in sorted(self.unacked))))
 
+    def _from_agent(self, sender: ActorAddress, what: str) -> bool:
+        """An executor takes calls from its agent only: its address, and (with an auth port)
+        its principal, the one this executor signs as too.  Nobody else can launch a task
+        here, past the master's and the agent's checks."""
+        if sender != self.agent:
+            self.drop(f"{what} not from the agent", sender)
+            return False
+        if self._open is not None and self.peer_principal != self.ports["auth"].principal:
+            self.stats["calls_wrong_principal"] += 1
+            self.drop(f"{what} from principal {self.peer_principal!r}, not the agent's", sender)
+            return False
+        return True
+
     @handles(M.ExecSubscribed)
     def _subscribed(self, m: M.ExecSubscribed, sender: ActorAddress) -> None:
-        self.stats["resubscribed"] += 1
+        if self._from_agent(sender, "ExecSubscribed"):
+            self.stats["resubscribed"] += 1
 
     def sandbox(self, container_id: str) -> str:
         return (f"{self.work_dir}/frameworks/{self.framework_id}/executors/{self.executor_id}"
@@ -127,6 +141,8 @@ class Executor(KernelActor):
 
     @handles(M.ExecAcknowledged)
     def _acknowledged(self, m: M.ExecAcknowledged, sender: ActorAddress) -> None:
+        if not self._from_agent(sender, "ExecAcknowledged"):
+            return
         status = self.unacked.pop(m.uuid, None)
         if status is not None and status.state.terminal and self.containerizer is not None:
             t = self.tasks.get(status.task_id)
@@ -138,6 +154,8 @@ class Executor(KernelActor):
         """Re-attach to the containers of the tasks this executor had before the agent
         restarted."""
         assert self.containerizer is not None
+        if not self._from_agent(sender, "ExecRecover"):
+            return
         for rt in m.tasks:
             tid = rt.task.task_id
             if tid in self.tasks:
@@ -285,6 +303,8 @@ class Executor(KernelActor):
 
     @handles(M.ExecKill)
     def _exec_kill(self, m: M.ExecKill, sender: ActorAddress) -> None:
+        if not self._from_agent(sender, "ExecKill"):
+            return
         t = self.tasks.get(m.task_id)
         if t is None:
             self.drop(f"kill for unknown task {m.task_id}", sender)
@@ -293,12 +313,15 @@ class Executor(KernelActor):
 
     @handles(M.ExecShutdown)
     def _exec_shutdown(self, m: M.ExecShutdown, sender: ActorAddress) -> None:
+        if not self._from_agent(sender, "ExecShutdown"):
+            return
         for tid in sorted(self.tasks):
             self._kill(self.tasks[tid], m.grace_seconds)
 
     @handles(M.ExecMessage)
     def _exec_message(self, m: M.ExecMessage, sender: ActorAddress) -> None:
-        self.framework_message(m.data)
+        if self._from_agent(sender, "ExecMessage"):
+            self.framework_message(m.data)
 
     def framework_message(self, data: bytes) -> None:
         """Opaque data from the framework's scheduler (ignored by the built-in executors)."""
@@ -323,6 +346,8 @@ class CommandExecutor(Executor):
 
     @handles(M.ExecLaunch)
     def _exec_launch(self, m: M.ExecLaunch, sender: ActorAddress) -> None:
+        if not self._from_agent(sender, "ExecLaunch"):
+            return
         if self.tasks:
             self.drop("a command executor runs one task", sender)
             return
@@ -335,6 +360,8 @@ class DefaultExecutor(Executor):
 
     @handles(M.ExecLaunchGroup)
     def _exec_launch_group(self, m: M.ExecLaunchGroup, sender: ActorAddress) -> None:
+        if not self._from_agent(sender, "ExecLaunchGroup"):
+            return
         self._groups += 1
         group = self._groups
         dupes = [t.task_id for t in m.task_group if t.task_id in self.tasks]

@@ -25,10 +25,15 @@ automatically after :meth:`status_update` returns, unless the setting
 ``implicit_acknowledgements`` is false.
 
 Settings (in ``Configure``): ``master`` (address, required) or ``masters``
-(a list, tried in turn), ``name``, ``roles``, ``capabilities``, ``user``,
-``failover_timeout`` (seconds), ``framework_id`` (to fail over an earlier
-scheduler), ``implicit_acknowledgements``, ``master_heartbeat_timeouts``
-(default 5), plus whatever a subclass reads in :meth:`setup`.
+(a list, tried in turn), ``name``, ``roles``, ``capabilities``, ``user`` (whom
+its tasks run as, unless a task's command names another), ``principal`` (its
+``FrameworkInfo.principal``; the auth port signs as the same setting; with
+authentication the master fills in the authenticated one where it is empty),
+``master_principals`` (with an auth port: the principals whose calls it takes
+as the master's, default ``["master"]``), ``failover_timeout``
+(seconds), ``framework_id`` (to fail over an earlier scheduler),
+``implicit_acknowledgements``, ``master_heartbeat_timeouts`` (default 5), plus
+whatever a subclass reads in :meth:`setup`.
 
 Failover is built in: the scheduler answers each HEARTBEAT; when a heartbeat
 names a new master, when the master says it no longer counts the scheduler as
@@ -197,6 +202,7 @@ class Framework(KernelActor):
         self.fatal_error = ""
         self._subscribe_attempts = 0
         self._suppressed: set[str] = set()
+        self.master_principals: frozenset[str] = frozenset({"master"})
 
     # ------------------------------------------------------------------ set-up
 
@@ -225,7 +231,9 @@ class Framework(KernelActor):
         failover = setting(settings, "failover_timeout", float, 7 * 86400.0)
         self.info = M.FrameworkInfo(name, setting(settings, "user", str, ""), tuple(roles),
                                     tuple(caps), failover,
-                                    setting(settings, "framework_id", str, ""))
+                                    setting(settings, "framework_id", str, ""),
+                                    setting(settings, "principal", str, ""))
+        self.master_principals = frozenset(str(p) for p in setting(settings, "master_principals", list, ["master"]))
         self.implicit_acks = setting(settings, "implicit_acknowledgements", bool, True)
         self.setup(settings)
 
@@ -284,8 +292,15 @@ class Framework(KernelActor):
         if sender != self.master:
             self.drop(f"{what} not from the master", sender)
             return False
+        if self._open is not None and self.peer_principal not in self.master_principals:
+            self._not_a_master(what, sender)
+            return False
         self.last_event_at = self.now()
         return True
+
+    def _not_a_master(self, what: str, sender: ActorAddress) -> None:
+        self.stats["calls_wrong_principal"] += 1
+        self.drop(f"{what} from principal {self.peer_principal!r}, not a master's", sender)
 
     # ------------------------------------------------------------------ events
 
@@ -430,6 +445,10 @@ class Framework(KernelActor):
 
     @handles(M.Error)
     def _on_error(self, m: M.Error, sender: ActorAddress) -> None:
+        if m.call == "SUBSCRIBE" and self.connected:
+            # It answers a subscription, and this scheduler is subscribed and made none since.
+            self.drop("a SUBSCRIBE error while subscribed", sender)
+            return
         if not self._from_master(sender, "ERROR"):
             return
         text = f"{m.call}: {m.message}" if m.call else m.message
@@ -445,6 +464,10 @@ class Framework(KernelActor):
 
     @handles(M.Heartbeat)
     def _on_heartbeat(self, m: M.Heartbeat, sender: ActorAddress) -> None:
+        if self._open is not None and self.peer_principal not in self.master_principals:
+            # Only a master's principal is followed: nobody else can call this scheduler over.
+            self._not_a_master("HEARTBEAT", sender)
+            return
         if sender != self.master and sender not in self.candidates:
             if not m.master_id or m.master_id == self.master_id:
                 self.drop("HEARTBEAT not from a master", sender)

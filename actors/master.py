@@ -18,6 +18,18 @@ the new master's start for a framework it learned from the registry or its agent
 Bad calls from a framework get an ``ERROR`` event naming the call and the
 problem, or - for a task that cannot be launched - a ``TASK_ERROR`` update
 with the reason, as Mesos does; nothing else changes.
+
+Authorization (``actors.acl``): with an ``acls`` setting, an agent's
+(re-)registration needs ``register_agents`` for its principal (else
+``AgentRefused``), a SUBSCRIBE ``register_frameworks`` for each of its roles,
+a launch ``run_tasks`` for each task's user (else ``TASK_ERROR``,
+``REASON_TASK_UNAUTHORIZED``), a TEARDOWN by anyone but the framework's
+scheduler ``teardown_frameworks``, and weights and quotas ``update_weights`` /
+``update_quotas``.  The principal is the authenticated one (``auth`` port), else
+the one a framework claims.  With authentication, the principal that
+registered an agent or subscribed a framework is bound to it: calls for it
+from another principal are dropped (``calls_wrong_principal``).  A refusal
+changes nothing.  See docs/security.md.
 """
 
 from __future__ import annotations
@@ -32,6 +44,16 @@ from thespian.actors import ActorAddress
 
 from . import messages as M
 from .accounting import RoleLedger
+from .acl import (
+    ACL,
+    REGISTER_AGENTS,
+    REGISTER_FRAMEWORKS,
+    RUN_TASKS,
+    TEARDOWN_FRAMEWORKS,
+    UPDATE_QUOTAS,
+    UPDATE_WEIGHTS,
+    ACLError,
+)
 from .base import ConfigError, KernelActor, handles, setting
 from .codec import CodecError, encode, unpack_value
 from .messages import Capability, Reason, Source, TaskState
@@ -86,6 +108,7 @@ class AgentRec:
     incarnation: str = ""
     pong_pending: bool = False
     missed_pings: int = 0
+    principal: str | None = None  # who registered it (authenticated); its calls must come from it
     lost_tasks: set[tuple[str, str]] = field(default_factory=set)   # (framework, task) cut off with it
     tasks: dict[tuple[str, str], TaskRec] = field(default_factory=dict)
     executors: dict[tuple[str, str], ExecutorRec] = field(default_factory=dict)
@@ -110,6 +133,7 @@ class FrameworkRec:
     offers: set[str] = field(default_factory=set)
     suppressed: set[str] = field(default_factory=set)
     updates_sent: int = 0        # statuses sent since SUBSCRIBED (told in each heartbeat)
+    principal: str | None = None  # who subscribed it (authenticated); its calls must come from it
 
     @property
     def partition_aware(self) -> bool:
@@ -163,6 +187,8 @@ class Master(KernelActor):
         self.max_missed_heartbeats = 5
         self.agent_reregister_timeout = 600.0
         self.registry: Any = None
+        self.acl: ACL | None = None                      # None: nothing is authorized (all allowed)
+        self.master_principals: frozenset[str] = frozenset({"master"})
         self.recovering: dict[str, M.AgentRecord] = {}   # registry agents not re-registered yet
         self.recovered_at: float | None = None
         self._failover_heap: list[tuple[float, str]] = []
@@ -192,6 +218,12 @@ class Master(KernelActor):
         self.agent_reregister_timeout = setting(settings, "agent_reregister_timeout", float, 600.0)
         self.launch_retry = setting(settings, "launch_retry_interval", float, 30.0)
         self.registry = self.ports.get("registry")
+        if settings.get("acls") is not None:
+            try:
+                self.acl = ACL.parse(settings["acls"])
+            except ACLError as e:
+                raise ConfigError(str(e)) from None
+        self.master_principals = frozenset(str(p) for p in setting(settings, "master_principals", list, ["master"]))
         for role, w in setting(settings, "weights", dict, {}).items():
             self.weights[role] = float(w)
         try:
@@ -354,6 +386,8 @@ class Master(KernelActor):
     @handles(M.RegisterAgent)
     def _register_agent(self, m: M.RegisterAgent, sender: ActorAddress) -> None:
         addr_text = self.address_text(sender)
+        if self._agent_unauthorized(sender, addr_text, ""):
+            return
         known = self.agent_by_addr.get(addr_text)
         if known is not None and known in self.agents:
             old = self.agents[known]
@@ -390,7 +424,8 @@ class Master(KernelActor):
 
     def _admit_agent(self, agent_id: str, sender: ActorAddress, addr_text: str,
                      info: M.AgentInfo, total: Resources, incarnation: str) -> AgentRec:
-        rec = AgentRec(agent_id, sender, addr_text, info, total, self.now(), incarnation=incarnation)
+        rec = AgentRec(agent_id, sender, addr_text, info, total, self.now(), incarnation=incarnation,
+                       principal=self._principal())
         self.agents[agent_id] = rec
         self.agent_by_addr[addr_text] = agent_id
         self._schedule_ping(agent_id)
@@ -399,6 +434,8 @@ class Master(KernelActor):
 
     @handles(M.ReregisterAgent)
     def _reregister_agent(self, m: M.ReregisterAgent, sender: ActorAddress) -> None:
+        if self._agent_unauthorized(sender, None, m.agent_info.id):
+            return
         info = m.agent_info
         agent_id = info.id
         if not agent_id:
@@ -535,6 +572,53 @@ class Master(KernelActor):
                 self.tell(sender, M.ShutdownFramework(fid))  # removed while the agent was away
         self._to_allocator(M.AllocAddAgent(agent_id, total, tuple(allocated), info.capabilities))
 
+    # ------------------------------------------------------------------ who may do what
+
+    def _principal(self, claimed: str = "") -> str | None:
+        """Who is asking: the authenticated principal of the message being handled; without
+        an auth port, the one the caller claims (as Mesos does), None if it claims none."""
+        if self.authenticates:
+            return self.peer_principal
+        return claimed or None
+
+    def _agent_unauthorized(self, sender: ActorAddress, addr_text: str | None, agent_id: str) -> bool:
+        """Refuse an agent's (re-)registration that its principal may not make (``AgentRefused``,
+        nothing changed), or drop one that claims an agent another principal registered."""
+        principal = self._principal()
+        if self.authenticates:
+            if agent_id:
+                claimed = [self.agents.get(agent_id)]
+            else:
+                assert addr_text is not None
+                claimed = [self.agents.get(i) for i in (self.agent_by_addr.get(addr_text),
+                                                        self.unreachable_by_addr.get(addr_text)) if i]
+            for rec in claimed:
+                if rec is not None and rec.principal is not None and rec.principal != principal:
+                    self.stats["calls_wrong_principal"] += 1
+                    self.drop(f"agent registration from principal {principal!r} for an agent of "
+                              f"principal {rec.principal!r}", sender)
+                    return True
+        if self.acl is not None:
+            decision = self.acl.check(REGISTER_AGENTS, principal)
+            if not decision:
+                self.stats["agents_refused"] += 1
+                self.log.warning("master: agent registration refused: %s", decision.reason)
+                self.tell(sender, M.AgentRefused(decision.reason))
+                return True
+        return False
+
+    def _framework_principal(self, fw: FrameworkRec) -> str | None:
+        """The principal a framework's requests are checked for."""
+        return fw.principal if fw.principal is not None else (fw.info.principal or None)
+
+    def _user_unauthorized(self, fw: FrameworkRec, task: M.TaskInfo) -> str | None:
+        """Why the framework may not run ``task`` as its user (the command's, else the
+        framework's), or None."""
+        assert self.acl is not None
+        user = (task.command.user if task.command is not None else "") or fw.info.user
+        decision = self.acl.check(RUN_TASKS, self._framework_principal(fw), user)
+        return None if decision else f"task {task.task_id}: {decision.reason}"
+
     def _drop_missing(self, rec: AgentRec, reported: set[tuple[str, str]]) -> None:
         """Tasks the master placed on a restarted agent that its recovery does not know
         (their launch was lost with the old agent): TASK_DROPPED (TASK_LOST)."""
@@ -593,6 +677,11 @@ class Master(KernelActor):
         rec = self.agents.get(agent_id) if agent_id is not None else None
         if rec is None or not rec.reachable:
             self.drop(f"{what} from an agent that is not registered", sender)
+            return None
+        if self._open is not None and self.peer_principal != rec.principal:
+            self.stats["calls_wrong_principal"] += 1
+            self.drop(f"{what} from principal {self.peer_principal!r} for an agent of principal "
+                      f"{rec.principal!r}", sender)
             return None
         return rec
 
@@ -672,6 +761,15 @@ class Master(KernelActor):
         if err:
             self.reply_error(sender, "SUBSCRIBE", err, fatal=True)
             return
+        principal = self._principal(info.principal)
+        err = self._subscription_refused(info, principal)
+        if err:
+            self.stats["frameworks_refused"] += 1
+            self.log.warning("master: SUBSCRIBE of framework %r refused: %s", info.name, err)
+            self.reply_error(sender, "SUBSCRIBE", err, fatal=True)
+            return
+        if self.acl is not None and principal is not None and not info.principal:
+            info = _with_principal(info, principal)   # what agents and the registry see
         fid = info.id
         if fid:
             if fid in self.removed_frameworks:
@@ -679,6 +777,14 @@ class Master(KernelActor):
                 return
             fw = self.frameworks.get(fid)
             if fw is not None:
+                bound = self._framework_principal(fw)
+                if self.authenticates and bound is not None and bound != principal:
+                    self.stats["frameworks_refused"] += 1
+                    self.reply_error(sender, "SUBSCRIBE", f"framework {fid} belongs to principal {bound!r}, "
+                                     f"not to principal {principal!r}", fatal=True)
+                    return
+                if self.authenticates:
+                    fw.principal = principal
                 self._resubscribe(fw, info, m, sender)
                 return
             # Unknown id: a framework re-subscribing after a master failover.
@@ -689,6 +795,8 @@ class Master(KernelActor):
             fid = f"{self.master_id}-{self._next_framework:04d}"
             fw = FrameworkRec(fid, _with_id(info, fid), sender, self.now())
             self.frameworks[fid] = fw
+        if self.authenticates:
+            fw.principal = principal
         now = self.now()
         fw.suppressed = set(m.suppressed_roles)
         fw.in_allocator, fw.last_seen, fw.subscribed_at = True, now, now
@@ -776,8 +884,21 @@ class Master(KernelActor):
     @handles(M.HeartbeatReply)
     def _heartbeat_reply(self, m: M.HeartbeatReply, sender: ActorAddress) -> None:
         fw = self.frameworks.get(m.framework_id)
-        if fw is not None and fw.connected and fw.address == sender:
+        if fw is not None and fw.connected and fw.address == sender and \
+                (self._open is None or self.peer_principal == fw.principal):
             fw.last_seen = self.now()
+
+    def _subscription_refused(self, info: M.FrameworkInfo, principal: str | None) -> str | None:
+        """Why ``principal`` may not subscribe ``info``, or None: the principal it names must
+        be the one it authenticated as, and ``register_frameworks`` must grant every role."""
+        if self.authenticates and info.principal and info.principal != principal:
+            return (f"the framework names principal {info.principal!r} but authenticated as "
+                    f"principal {principal!r}")
+        if self.acl is not None:
+            denied = self.acl.first_denial(REGISTER_FRAMEWORKS, principal, info.roles)
+            if denied is not None:
+                return denied.reason
+        return None
 
     def _validate_framework(self, info: M.FrameworkInfo) -> str | None:
         if not info.name:
@@ -798,6 +919,13 @@ class Master(KernelActor):
             else:
                 self._not_subscribed(sender, call, f"framework {fid} is not subscribed")
             return None
+        if self._open is not None and fw.principal is not None and self.peer_principal != fw.principal:
+            # One framework may not act for another: dropped, not answered (the sender's
+            # address may be the framework's own, forged).
+            self.stats["calls_wrong_principal"] += 1
+            self.drop(f"{call} from principal {self.peer_principal!r} for a framework of principal "
+                      f"{fw.principal!r}", sender)
+            return None
         if fw.address is None or fw.address != sender or not fw.connected:
             self._not_subscribed(sender, call, f"framework {fid} is not subscribed from this address")
             return None
@@ -806,9 +934,31 @@ class Master(KernelActor):
 
     @handles(M.Teardown)
     def _teardown(self, m: M.Teardown, sender: ActorAddress) -> None:
+        fw = self.frameworks.get(m.framework_id)
+        if self.acl is not None and fw is not None:
+            own = (self.peer_principal == self._framework_principal(fw) if self.authenticates
+                   else fw.address == sender)
+            if not own:
+                self._operator_teardown(fw, sender)
+                return
         fw = self._framework_for(m.framework_id, sender, "TEARDOWN")
         if fw is not None:
             self._remove_framework(fw, "torn down by its scheduler")
+
+    def _operator_teardown(self, fw: FrameworkRec, sender: ActorAddress) -> None:
+        """A TEARDOWN from another principal than the framework's (an operator; without
+        authentication, from another address than its scheduler's): it needs
+        ``teardown_frameworks`` for the framework's principal.  Answered either way."""
+        assert self.acl is not None
+        principal = self._principal()
+        decision = self.acl.check(TEARDOWN_FRAMEWORKS, principal, self._framework_principal(fw))
+        if not decision:
+            self.stats["teardowns_refused"] += 1
+            self.log.warning("master: TEARDOWN of framework %s refused: %s", fw.id, decision.reason)
+            self.reply_error(sender, "TEARDOWN", f"framework {fw.id}: {decision.reason}")
+            return
+        self._remove_framework(fw, f"torn down by principal {principal!r}")
+        self.tell(sender, M.QueryReply("teardown", {"framework_id": fw.id}))
 
     def _remove_framework(self, fw: FrameworkRec, why: str) -> None:
         self.log.info("master: removing framework %s: %s", fw.id, why)
@@ -861,7 +1011,7 @@ class Master(KernelActor):
 
     @handles(M.AllocOffers)
     def _alloc_offers(self, m: M.AllocOffers, sender: ActorAddress) -> None:
-        if sender != self.allocator:
+        if sender != self.allocator or (self._open is not None and self.peer_principal not in self.master_principals):
             self.drop("AllocOffers not from the allocator", sender)
             return
         now = self.now()
@@ -1024,11 +1174,16 @@ class Master(KernelActor):
             problem = "LAUNCH runs a command task: use LAUNCH_GROUP for a task with an executor"
         if problem is None and task.command is None:
             problem = f"task {task.task_id} has no command"
+        reason = Reason.REASON_TASK_INVALID
+        if problem is None and self.acl is not None:
+            problem = self._user_unauthorized(fw, task)
+            if problem is not None:
+                reason = Reason.REASON_TASK_UNAUTHORIZED
         if problem is None and not available.contains(res):
             problem = (f"task {task.task_id} asks for {res} but only {available} "
                        f"is left of the offers")
         if problem is not None:
-            self._refuse_task(fw, task, Reason.REASON_TASK_INVALID, problem)
+            self._refuse_task(fw, task, reason, problem)
             return available
         task = _with_agent(task, agent.id, res)
         t = TaskRec(fw.id, task, agent.id, task.task_id, role, res)
@@ -1065,11 +1220,18 @@ class Master(KernelActor):
             seen.add(task.task_id)
             need = need + res
             prepared.append((task, res))
+        reason = Reason.REASON_TASK_GROUP_INVALID
+        if problem is None and self.acl is not None:
+            for task, _ in prepared:
+                problem = self._user_unauthorized(fw, task)
+                if problem is not None:
+                    reason = Reason.REASON_TASK_GROUP_UNAUTHORIZED
+                    break
         if problem is None and not available.contains(need):
             problem = f"the task group asks for {need} but only {available} is left of the offers"
         if problem is not None:
             for task in op.task_group:
-                self._refuse_task(fw, task, Reason.REASON_TASK_GROUP_INVALID, problem)
+                self._refuse_task(fw, task, reason, problem)
             return available
         ex = M.ExecutorInfo(ex.executor_id, fw.id, ex.type, ex_res, ex.name)
         if existing is None:
@@ -1391,6 +1553,11 @@ class Master(KernelActor):
         if bad:
             self.reply_error(sender, "UPDATE_WEIGHTS", f"weights must be positive: {bad}")
             return
+        if self.acl is not None:
+            denied = self.acl.first_denial(UPDATE_WEIGHTS, self._principal(), [r for r, _ in m.weights])
+            if denied is not None:
+                self.reply_error(sender, "UPDATE_WEIGHTS", denied.reason)
+                return
         for role, w in m.weights:
             self.weights[role] = w
         if self.registry is not None:
@@ -1400,6 +1567,11 @@ class Master(KernelActor):
 
     @handles(M.UpdateQuota)
     def _update_quota(self, m: M.UpdateQuota, sender: ActorAddress) -> None:
+        if self.acl is not None:
+            decision = self.acl.check(UPDATE_QUOTAS, self._principal(), m.role)
+            if not decision:
+                self.reply_error(sender, "UPDATE_QUOTA", decision.reason)
+                return
         try:
             quota = Quota(quota_from_wire(m.guarantee, "guarantee"), quota_from_wire(m.limit, "limit"))
             new = dict(self.quotas)
@@ -1460,7 +1632,7 @@ class Master(KernelActor):
                 {"id": a.id, "hostname": a.info.hostname, "reachable": a.reachable,
                  "address": a.addr_text, "resources": a.total.to_dict(),
                  "allocated": a.allocated.to_dict(), "offered": a.offered.to_dict(),
-                 "tasks": len(a.tasks), "attributes": dict(a.info.attributes)}
+                 "tasks": len(a.tasks), "attributes": dict(a.info.attributes), "principal": a.principal}
                 for a in sorted(self.agents.values(), key=lambda a: a.id)
             ],
             "frameworks": [
@@ -1468,7 +1640,8 @@ class Master(KernelActor):
                  "capabilities": [str(c) for c in f.info.capabilities], "connected": f.connected,
                  "active_tasks": len(f.tasks), "unreachable_tasks": len(f.unreachable),
                  "completed_tasks": len(f.completed), "offers": len(f.offers),
-                 "suppressed_roles": sorted(f.suppressed)}
+                 "suppressed_roles": sorted(f.suppressed), "principal": self._framework_principal(f),
+                 "user": f.info.user}
                 for f in sorted(self.frameworks.values(), key=lambda f: f.id)
             ],
             "tasks": [
@@ -1489,6 +1662,11 @@ def _serial(ident: str, prefix: str) -> int:
     """The number in an id this master would have made (``prefix`` + digits), else 0."""
     tail = ident[len(prefix):] if ident.startswith(prefix) else ""
     return int(tail) if tail.isdigit() else 0
+
+
+def _with_principal(info: M.FrameworkInfo, principal: str) -> M.FrameworkInfo:
+    return M.FrameworkInfo(info.name, info.user, info.roles, info.capabilities, info.failover_timeout,
+                           info.id, principal, info.hostname, info.checkpoint, info.labels)
 
 
 def _agent_with_id(info: M.AgentInfo, agent_id: str) -> M.AgentInfo:

@@ -58,6 +58,20 @@ such a code (143, 137...) is reported killed by that signal.
 
 Isolators are composed by name from :data:`ISOLATORS`; an unknown name is
 refused at start-up with a message naming it.
+
+Tasks run as a user: a task whose command names a user (the agent fills in its
+framework's) other than the one the executor runs as is run as that user - its
+uid, primary gid, supplementary groups (``getgrouplist``), ``HOME`` (its home
+directory where that exists, else the sandbox), ``USER`` and ``LOGNAME``.  The
+gate stays the executor's user (it sets the container up and records the exit
+status) and execs the task through ``setpriv --reuid --regid --groups``, the last
+of the exec wrappers.  The sandbox (with its ``stdout`` and ``stderr``) is given
+to the user; every directory above it must let the user through (search
+permission), or the launch fails saying which one does not.  A user unknown to
+the host fails the launch; so does a user other than ``root`` whose uid is 0
+(root is run only by its name, which the ACLs must grant), and any user other
+than its own when the executor does not run as root.  A task that names no user
+runs as the executor's user, as before.
 """
 
 from __future__ import annotations
@@ -71,11 +85,12 @@ import re
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import psutil
 
@@ -339,12 +354,20 @@ class Containerizer:
         if container_id in self.running:
             raise ContainerError(f"container {container_id} exists already")
         argv = _argv(task)
+        user = run_as(task.command.user if task.command is not None else "")
         try:
             os.makedirs(sandbox, exist_ok=True)
             files: list[IO[bytes]] = [open(os.path.join(sandbox, "stdout"), "ab"),
                                       open(os.path.join(sandbox, "stderr"), "ab")]
         except OSError as e:
             raise ContainerError(f"cannot create the sandbox {sandbox}: {e.strerror or e}") from None
+        if user is not None:
+            try:
+                give_sandbox(sandbox, user)
+            except ContainerError:
+                for f in files:
+                    f.close()
+                raise
         c = Container(container_id, self._path(container_id), task, sandbox,
                       tuple(g for g in gpus if g.task_id == task.task_id))
         prepared: list[Isolator] = []
@@ -353,12 +376,13 @@ class Containerizer:
             for iso in self.isolators:
                 prepared.append(iso)
                 iso.prepare(c)
-            env = _environment(task, container_id, sandbox, c)
+            env = _environment(task, container_id, sandbox, c, user)
             if not task.command or not task.command.shell:
                 _check_program(argv[0], env["PATH"])
             wrappers = [arg for w in c.wrappers for arg in w]
             setup = c.setup + (private_dev_setup(c.devices) if c.private_dev else [])
-            gate = gate_script(setup, c.exec_wrappers, self._status_path(container_id))
+            exec_wrappers = c.exec_wrappers + ([user.wrapper()] if user is not None else [])
+            gate = gate_script(setup, exec_wrappers, self._status_path(container_id))
             try:
                 proc = subprocess.Popen([*wrappers, "/bin/sh", "-c", gate, "impresario-gate",
                                          *argv], cwd=sandbox, env=env, stdin=subprocess.PIPE,
@@ -647,12 +671,108 @@ _COUNTS = frozenset({"cpus_nr_periods", "cpus_nr_throttled", "mem_rss_bytes", "m
                      "mem_limit_bytes", "processes"})
 
 
+class RunAs(NamedTuple):
+    """Whom a task runs as, when not as the executor's own user."""
+
+    name: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    home: str
+
+    def wrapper(self) -> list[str]:
+        """The exec wrapper that switches to this user (as the gate's last)."""
+        groups = f"--groups={','.join(map(str, self.groups))}" if self.groups else "--clear-groups"
+        return ["setpriv", f"--reuid={self.uid}", f"--regid={self.gid}", groups, "--"]
+
+
+def run_as(name: str) -> RunAs | None:
+    """The user a task names, resolved on this host; None: run it as this process's user
+    (it names none, or this process's own).  :class:`ContainerError` says why it cannot run."""
+    if not name:
+        return None
+    try:
+        pw = pwd.getpwnam(name)
+    except KeyError:
+        raise ContainerError(f"cannot run the task as user {name!r}: no such user on this host") from None
+    except UnicodeError:
+        raise ContainerError(f"cannot run the task as user {name!r}: not a valid user name") from None
+    if pw.pw_uid == 0 and name != "root":
+        raise ContainerError(f"cannot run the task as user {name!r}: its uid is 0, and a task runs as root "
+                             "only when it names root")
+    if pw.pw_uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        me = _user_name(os.geteuid())
+        raise ContainerError(f"cannot run the task as user {name!r}: this agent runs as {me}, not as root, "
+                             "and cannot switch users")
+    if shutil.which("setpriv") is None:
+        raise ContainerError(f"cannot run the task as user {name!r}: setpriv (util-linux) is not installed")
+    try:
+        groups = tuple(sorted(set(os.getgrouplist(name, pw.pw_gid))))
+    except OSError as e:
+        raise ContainerError(f"cannot run the task as user {name!r}: its groups: {e.strerror or e}") from None
+    return RunAs(name, pw.pw_uid, pw.pw_gid, groups, pw.pw_dir)
+
+
+def give_sandbox(sandbox: str, user: RunAs) -> None:
+    """Make ``sandbox`` (and its output files) the user's, after checking that the user can
+    reach it: each directory above it must grant the user search permission."""
+    blocked = _first_closed(os.path.dirname(os.path.abspath(sandbox)), user)
+    if blocked is not None:
+        path, mode = blocked
+        raise ContainerError(f"cannot run the task as user {user.name!r}: it cannot reach its sandbox "
+                             f"{sandbox}: {path} (mode {mode:04o}) does not let it through; make the "
+                             f"agent's work directory and the directories above it searchable "
+                             f"(chmod o+x)")
+    try:
+        for path in (sandbox, os.path.join(sandbox, "stdout"), os.path.join(sandbox, "stderr")):
+            os.chown(path, user.uid, user.gid)
+    except OSError as e:
+        raise ContainerError(f"cannot give the sandbox {sandbox} to user {user.name!r}: "
+                             f"{e.strerror or e}") from None
+
+
+def _first_closed(directory: str, user: RunAs) -> tuple[str, int] | None:
+    """The first directory from ``/`` down to ``directory`` that ``user`` may not search
+    (by its owner, group and other bits: POSIX ACLs are not read), and its mode; or None."""
+    parts: list[str] = []
+    d = directory
+    while True:
+        parts.append(d)
+        up = os.path.dirname(d)
+        if up == d:
+            break
+        d = up
+    groups = set(user.groups) | {user.gid}
+    for path in reversed(parts):
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None        # not there yet: made by makedirs below, with the umask's modes
+        mode = stat.S_IMODE(st.st_mode)
+        if st.st_uid == user.uid:
+            ok = mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            ok = mode & stat.S_IXGRP
+        else:
+            ok = mode & stat.S_IXOTH
+        if not ok:
+            return path, mode
+    return None
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name!r} (uid {uid})"
+    except KeyError:
+        return f"uid {uid}"
+
+
 def _argv(task: TaskInfo) -> list[str]:
     cmd = task.command
     if cmd is None:
         raise ContainerError(f"task {task.task_id} has no command")
-    if cmd.user and cmd.user != pwd.getpwuid(os.getuid()).pw_name:
-        raise ContainerError(f"running tasks as user {cmd.user!r} is not supported by this containerizer")
     if cmd.shell:
         return ["/bin/sh", "-c", cmd.value]
     if not cmd.value:
@@ -666,7 +786,8 @@ def _check_program(program: str, path: str) -> None:
         raise ContainerError(f"cannot start {program!r}: No such file or directory")
 
 
-def _environment(task: TaskInfo, container_id: str, sandbox: str, c: Container) -> dict[str, str]:
+def _environment(task: TaskInfo, container_id: str, sandbox: str, c: Container,
+                 user: RunAs | None = None) -> dict[str, str]:
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
         "HOME": sandbox,
@@ -676,6 +797,10 @@ def _environment(task: TaskInfo, container_id: str, sandbox: str, c: Container) 
         "IMPRESARIO_TASK_ID": task.task_id,
         "IMPRESARIO_CONTAINER_ID": container_id,
     }
+    if user is not None:
+        env["USER"] = env["LOGNAME"] = user.name
+        if os.path.isdir(user.home):
+            env["HOME"] = user.home
     if task.command is not None:
         env.update(dict(task.command.environment))
     env.update(c.env)

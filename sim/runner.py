@@ -128,7 +128,8 @@ class SimCluster:
         quotas = {r.name: r.quota.to_dict() for r in sc.roles if r.quota is not None}
         self._configure(master, "master", "master", {
             "master_id": "sim" if self.masters == 1 else f"sim{self.masters}", "allocator": allocator_address,
-            "weights": weights, "quotas": quotas, "seed": self.seed, **sc.master_settings},
+            "weights": weights, "quotas": quotas, "seed": self.seed, **sc.master_settings,
+            **({"acls": sc.acls} if sc.acls is not None else {})},
             (("registry", "sim.host:store"),))
         return master, allocator
 
@@ -440,6 +441,8 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         s = fw.summary()
         per_framework[name] = {k: s[k] for k in TASK_COUNTS} | {"done_at": s["done_at"],
                                                                "scheduling_latency": s["scheduling_latency"]}
+        if s["errors"]:
+            per_framework[name]["errors"] = s["errors"]   # what the master refused it
         for k in TASK_COUNTS:
             counts[k] += s[k]
         tr = fw.tracker

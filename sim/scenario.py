@@ -13,7 +13,9 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.acl import ACL, ACLError
 from actors.allocator import policy_class
+from actors.auth import principal_error
 from actors.base import ConfigError
 from actors.batch import parse_task_spec
 from actors.quota import Quota, QuotaError, amounts, validate
@@ -84,6 +86,8 @@ class Scenario:
     operator: list[OperatorCall] = field(default_factory=list)
     master_settings: dict[str, Any] = field(default_factory=dict)
     agent_settings: dict[str, Any] = field(default_factory=dict)
+    #: [acls]: the master's ACLs (the shape of actors.acl), None: no authorization
+    acls: dict[str, Any] | None = None
     path: str | None = None
 
     @property
@@ -110,15 +114,17 @@ CLUSTER_KEYS = {"agents", "agent", "groups"}
 ROLE_KEYS = {"name", "weight", "quota"}
 FRAMEWORK_KEYS = {"name", "roles", "role", "tasks", "task", "class", "capabilities", "settings", "time_scale",
                   "trace", "trace_format", "trace_limit", "trace_time_scale", "stop_services_at",
-                  "failover_timeout", "partition_aware", "count"}
+                  "failover_timeout", "partition_aware", "count", "principal", "user"}
 TOP_KEYS = {"sim", "cluster", "roles", "frameworks", "operator", "network", "faults", "sweep", "master",
-            "agent"}
+            "agent", "acls"}
 #: [master] keys: durations, and counts (the master's settings of the same names).
 MASTER_DURATIONS = {"agent_ping_timeout", "heartbeat_interval", "agent_reregister_timeout"}
 MASTER_COUNTS = {"max_agent_ping_timeouts", "max_framework_heartbeat_timeouts"}
 #: [agent] keys (the agent's settings of the same names).
 AGENT_DURATIONS = {"registration_backoff"}
 AGENT_COUNTS = {"master_ping_timeouts"}
+#: [agent] keys that are neither: whom agents authenticate as, and whether they run root's tasks.
+AGENT_OTHER = {"principal", "allow_root_tasks"}
 
 
 def _check_keys(table: Any, known: set[str], where: str) -> dict[str, Any]:
@@ -207,15 +213,27 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
 
     for table, durations, counts, out in (("master", MASTER_DURATIONS, MASTER_COUNTS, sc.master_settings),
                                           ("agent", AGENT_DURATIONS, AGENT_COUNTS, sc.agent_settings)):
-        t = _check_keys(data.get(table, {}), durations | counts, f"[{table}]")
+        other = AGENT_OTHER if table == "agent" else set()
+        t = _check_keys(data.get(table, {}), durations | counts | other, f"[{table}]")
         for key, v in t.items():
-            if key in durations:
+            if key == "principal":
+                out[key] = _principal(v, f"[{table}].principal")
+            elif key == "allow_root_tasks":
+                if type(v) is not bool:
+                    raise ScenarioError(f"[{table}].allow_root_tasks must be true or false, got {v!r}")
+                out[key] = v
+            elif key in durations:
                 out[key] = _duration(v, f"[{table}].{key}")
                 if out[key] <= 0 and key != "registration_backoff":
                     raise ScenarioError(f"[{table}].{key} must be positive")
             else:
                 out[key] = _int(v, f"[{table}].{key}", 1)
 
+    if "acls" in data:
+        try:
+            sc.acls = ACL.parse(data["acls"], "[acls]").to_dict()
+        except ACLError as e:
+            raise ScenarioError(str(e)) from None
     if "network" in data:
         net = _check_keys(data["network"], NETWORK_KEYS, "[network]")
         try:
@@ -467,9 +485,23 @@ def _framework(f: Any, i: int, names: set[str], largest: dict[str, int], path: s
         settings["stop_services_at"] = _duration(f["stop_services_at"], f"{where}.stop_services_at")
     if "failover_timeout" in f:
         settings["failover_timeout"] = _duration(f["failover_timeout"], f"{where}.failover_timeout")
+    if "principal" in f:
+        settings["principal"] = _principal(f["principal"], f"{where}.principal")
+    if "user" in f:
+        user = f["user"]
+        if not isinstance(user, str) or not user or any(c.isspace() or c in ":/" for c in user):
+            raise ScenarioError(f"{where}.user must be a user name, got {user!r}")
+        settings["user"] = user
     if f.get("partition_aware") and "PARTITION_AWARE" not in caps:
         caps = [*caps, "PARTITION_AWARE"]
     return FrameworkSpec(name, roles, class_path, settings, caps, ports)
+
+
+def _principal(v: Any, where: str) -> str:
+    err = principal_error(v)
+    if err:
+        raise ScenarioError(f"{where}: {err}")
+    return str(v)
 
 
 def load(path: str) -> Scenario:

@@ -146,9 +146,10 @@ class RealHarness(Harness):
 
     def __init__(self, agents: int = 2, resources: str = "cpus:4;mem:4096;disk:4096",
                  master_settings: dict[str, Any] | None = None,
-                 agent_settings: dict[str, Any] | None = None, seed: int = 1) -> None:
+                 agent_settings: dict[str, Any] | None = None, seed: int = 1,
+                 work_dir: str | None = None) -> None:
         from impresario.cluster import LocalCluster
-        self.cluster = LocalCluster(agents=agents, agent_resources=resources,
+        self.cluster = LocalCluster(agents=agents, agent_resources=resources, work_dir=work_dir,
                                     master_settings=master_settings, agent_settings=agent_settings)
         try:
             self.cluster.start()
@@ -166,6 +167,10 @@ class RealHarness(Harness):
         return self.cluster.client.query(addr, what, **args)
 
     def send_raw(self, addr: Any, data: bytes) -> None:
+        # Sent as the operator: signed, when the cluster authenticates (LocalCluster's default).
+        client = self.cluster.client
+        if client is not None and client.auth is not None:
+            data = client.auth.seal(data)
         self.cluster.systems[0].asys.tell(addr, data)
 
     def wait(self, pred: Any, what: str = "condition", timeout: float | None = None) -> Any:

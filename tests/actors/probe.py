@@ -59,7 +59,7 @@ class ProbeFramework(Framework):
         return make_task(spec["task_id"], agent_id, res, command=spec.get("command"),
                          duration=spec.get("duration"), exit_code=spec.get("exit_code"),
                          labels=tuple(tuple(kv) for kv in spec.get("labels", {}).items()),
-                         kill_grace_seconds=spec.get("grace"))
+                         kill_grace_seconds=spec.get("grace"), user=spec.get("user", ""))
 
     def query(self, what: str, args: dict[str, Any]) -> Any:
         if what == "events":
