@@ -132,6 +132,9 @@ def cmd_local(args: argparse.Namespace) -> int:
         _say(f"  master {cluster.master_id} and {args.agents} agents up in {time.monotonic() - t0:.1f} s "
              f"(Thespian multiprocTCPBase listening on {cluster.bind} only); work dir {cluster.work_dir}")
         _say(f"  tasks run as user {_user()}, in their own sessions; logs in {cluster.log_path}")
+        if cluster.auth is not None:
+            _say(f"  messages signed: secrets generated in {cluster.secrets_file} (principals "
+                 f"{', '.join(cluster.auth.principals)}); ACLs permissive (none given)")
         started = time.monotonic()
         fw = cluster.start_framework(BATCH, "batch", {"tasks": [spec] if args.tasks else [],
                                                       "keep_results": True})
@@ -166,6 +169,65 @@ def cmd_local(args: argparse.Namespace) -> int:
         cluster.stop()
         if args.work_dir is None and not args.keep_work_dir:
             _remove_tree(cluster.work_dir)
+
+
+def _auth(args: argparse.Namespace) -> Any:
+    """The cluster's secrets (``--secrets``), checked now: an :class:`~impresario.security.Auth`,
+    or None."""
+    from .security import Auth, SecretsError
+
+    path = getattr(args, "secrets", None)
+    if not path:
+        return None
+    try:
+        return Auth(path)
+    except (SecretsError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _signs_as(auth: Any, principal: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+    """Settings and extra ports that make an actor sign as ``principal`` (none without secrets)."""
+    from .security import AUTH_PORT, SecretsError
+
+    if auth is None:
+        return {}, ()
+    try:
+        return auth.settings(principal), (AUTH_PORT,)
+    except SecretsError as e:
+        raise UsageError(str(e)) from None
+
+
+def _client(asys: Any, auth: Any, principal: str) -> Any:
+    from .cluster import Client
+    from .security import SecretsError
+
+    try:
+        return Client(asys, auth.client(principal) if auth is not None else None)
+    except SecretsError as e:
+        raise UsageError(str(e)) from None
+
+
+def _base_ports() -> tuple[tuple[str, str], ...]:
+    from .realhost import BASE_PORTS
+
+    return BASE_PORTS
+
+
+def _read_acls(path: str | None) -> dict[str, Any] | None:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            acls = json.load(fh)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--acls {path}: {getattr(e, 'strerror', None) or e}") from None
+    from actors.acl import ACL, ACLError
+
+    try:
+        ACL.parse(acls)   # checked here, for a clear message before anything starts
+    except ACLError as e:
+        raise UsageError(f"--acls {path}: {e}") from None
+    return acls
 
 
 def _user() -> str:
@@ -304,32 +366,48 @@ def cmd_master(args: argparse.Namespace) -> int:
         MASTER_CLASS,
         MASTER_GLOBAL_NAME,
         MASTER_PORTS,
-        Client,
         System,
         address_text,
         log_defs,
     )
     from .realhost import BASE_PORTS
 
+    listen = _listen(args.listen)
+    if not args.secrets and not args.insecure and not listen.startswith("127."):
+        raise UsageError(f"a master listening on {listen} must authenticate: give --secrets FILE (see "
+                         "docs/security.md), or --insecure to accept anyone who can reach it")
+    auth = _auth(args)
+    acls = _read_acls(args.acls)
     work_dir = args.work_dir
     os.makedirs(work_dir, exist_ok=True)
     log_path = os.path.join(work_dir, "master.log")
     system = System({"Admin Port": args.port, "impresario.master": True}, log_defs(log_path, args.log_level),
-                    _listen(args.listen), args.max_frame)
+                    listen, args.max_frame)
     try:
-        client = Client(system.asys)
+        auth_settings, auth_ports = _signs_as(auth, args.principal)
+        client = _client(system.asys, auth, args.principal)
         master = system.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
         allocator = system.asys.createActor(ALLOCATOR_CLASS)
         master_id = args.master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         client.configure(allocator, "allocator", "allocator",
                          {"master": address_text(master), "seed": uuid.uuid4().int % 2**31,
-                          "allocation_interval": args.allocation_interval})
+                          "allocation_interval": args.allocation_interval, **auth_settings},
+                         _base_ports() + auth_ports)
         settings: dict[str, Any] = {"master_id": master_id, "allocator": address_text(allocator),
-                                    "work_dir": work_dir, "store_fsync": args.fsync}
-        client.configure(master, "master", "master", settings, MASTER_PORTS if args.registry else BASE_PORTS)
+                                    "work_dir": work_dir, "store_fsync": args.fsync, **auth_settings}
+        if acls is not None:
+            settings["acls"] = acls
+        client.configure(master, "master", "master", settings,
+                         (MASTER_PORTS if args.registry else BASE_PORTS) + auth_ports)
         registry = f"registry {os.path.join(work_dir, 'registry')}" if args.registry else "no registry"
         _say(f"impresario master {master_id} listening on {system.listen}:{args.port}{_everywhere(system)} "
              f"(actor {address_text(master)}); log {log_path}; {registry}; Ctrl-C to stop")
+        if auth is not None:
+            _say(f"impresario master: messages signed as {args.principal!r} ({args.secrets}); ACLs "
+                 f"{'from ' + args.acls if acls is not None else 'permissive (none given)'}")
+        else:
+            _say("impresario master: messages NOT authenticated (no --secrets)"
+                 + ("; --insecure: anyone who can reach it may act on this cluster" if args.insecure else ""))
         _wait_for_signal()
         _say("impresario master: stopping")
         return EXIT_OK
@@ -339,7 +417,7 @@ def cmd_master(args: argparse.Namespace) -> int:
 
 def _join(master: tuple[str, int], listen: str | None, port: int | None, log_path: str | None,
           log_level: str, max_frame: int | None = None, actor_packages: tuple[str, ...] = (),
-          timeout: float = 30.0) -> tuple[Any, Any]:
+          timeout: float = 30.0, auth: Any = None, principal: str = "operator") -> tuple[Any, Any]:
     """Start a Thespian system joined to the master's convention; find the master actor.
 
     It listens on ``listen``; by default on loopback for a master there, else on this
@@ -347,7 +425,6 @@ def _join(master: tuple[str, int], listen: str | None, port: int | None, log_pat
     from .cluster import (
         MASTER_CLASS,
         MASTER_GLOBAL_NAME,
-        Client,
         KernelError,
         System,
         free_port,
@@ -369,7 +446,7 @@ def _join(master: tuple[str, int], listen: str | None, port: int | None, log_pat
         try:
             addr = system.asys.createActor(MASTER_CLASS, targetActorRequirements={"impresario.master": True},
                                            globalName=MASTER_GLOBAL_NAME)
-            stats = Client(system.asys).query(addr, "stats", timeout=10)
+            stats = _client(system.asys, auth, principal).query(addr, "stats", timeout=10)
             if stats.get("configured"):
                 return system, addr
             last = "the master there is not configured"
@@ -377,6 +454,8 @@ def _join(master: tuple[str, int], listen: str | None, port: int | None, log_pat
             last = str(e) or type(e).__name__
         time.sleep(0.5)
     system.shutdown()
+    if auth is None:
+        last += "; a master that authenticates drops unsigned calls: give --secrets FILE"
     raise KernelError(f"no master at {host}:{mport} ({last})")
 
 
@@ -420,7 +499,6 @@ def cmd_agent(args: argparse.Namespace) -> int:
         EXECUTOR_PORTS,
         RECOVERING_AGENT_PORTS,
         USAGE_INTERVAL,
-        Client,
         address_text,
     )
 
@@ -428,13 +506,17 @@ def cmd_agent(args: argparse.Namespace) -> int:
         raise UsageError(f"the master {args.master[0]} is not on this host's loopback: give --listen, "
                          "this host's address on the cluster's network")
     containerizer = _containerizer(args)
+    auth = _auth(args)
+    auth_settings, auth_ports = _signs_as(auth, args.principal)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = os.path.join(args.work_dir, "agent.log")
-    system, master = _join(args.master, args.listen, args.port, log_path, args.log_level, args.max_frame)
+    system, master = _join(args.master, args.listen, args.port, log_path, args.log_level, args.max_frame,
+                           auth=auth, principal=args.principal)
     try:
         agent = system.asys.createActor(AGENT_CLASS)
         settings: dict[str, Any] = {"master": address_text(master), "work_dir": args.work_dir,
-                                    "executor_ports": EXECUTOR_PORTS, "output_tail_bytes": 16384,
+                                    "executor_ports": EXECUTOR_PORTS + [list(p) for p in auth_ports],
+                                    **auth_settings, "output_tail_bytes": 16384,
                                     "seed": uuid.uuid4().int % 2**31, "containerizer": containerizer,
                                     "usage_interval": USAGE_INTERVAL, "store_fsync": args.fsync}
         if args.reserved_mem is not None:
@@ -447,9 +529,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
             settings["hostname"] = args.hostname
         if args.attributes:
             settings["attributes"] = dict(kv.split(":", 1) for kv in args.attributes.split(";") if kv)
-        client = Client(system.asys)
+        client = _client(system.asys, auth, args.principal)
         client.configure(agent, "agent", args.hostname or socket.gethostname(), settings,
-                         RECOVERING_AGENT_PORTS if args.checkpoint else AGENT_PORTS)
+                         (RECOVERING_AGENT_PORTS if args.checkpoint else AGENT_PORTS) + auth_ports)
         from .cluster import wait_for
         state = wait_for(lambda: (lambda s: s if s["registered"] or s["refused"] else None)(
             client.query(agent, "state")), 60, what="registration")
@@ -469,11 +551,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_state(args: argparse.Namespace) -> int:
-    from .cluster import Client
 
-    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
+    auth = _auth(args)
+    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
+                           principal=args.principal)
     try:
-        state = Client(system.asys).query(master, "state")
+        state = _client(system.asys, auth, args.principal).query(master, "state")
         json.dump(state, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
@@ -485,7 +568,6 @@ def cmd_weights(args: argparse.Namespace) -> int:
     from actors import messages as M
     from actors.resources import role_error
 
-    from .cluster import Client
 
     weights = []
     for item in args.weights:
@@ -497,9 +579,11 @@ def cmd_weights(args: argparse.Namespace) -> int:
         if not sep or role_error(role) or not w > 0:
             raise UsageError(f"expected ROLE=WEIGHT with a valid role and a positive weight, got {item!r}")
         weights.append((role, w))
-    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
+    auth = _auth(args)
+    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
+                           principal=args.principal)
     try:
-        reply = Client(system.asys).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
+        reply = _client(system.asys, auth, args.principal).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
         return _operator_reply(reply)
     finally:
         system.shutdown()
@@ -509,7 +593,6 @@ def cmd_quota(args: argparse.Namespace) -> int:
     from actors import messages as M
     from actors.quota import Quota, QuotaError, parse_amounts
 
-    from .cluster import Client
 
     def parse(text: str | None, what: str) -> dict[str, int]:
         if not text:
@@ -522,9 +605,11 @@ def cmd_quota(args: argparse.Namespace) -> int:
     quota = Quota(parse(args.guarantee, "guarantee"), parse(args.limit, "limit"))
     if quota.is_empty() and not args.remove:
         raise UsageError("give --guarantee and/or --limit, or --remove")
-    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
+    auth = _auth(args)
+    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
+                           principal=args.principal)
     try:
-        reply = Client(system.asys).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
+        reply = _client(system.asys, auth, args.principal).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
         return _operator_reply(reply)
     finally:
         system.shutdown()
@@ -545,7 +630,7 @@ def _operator_reply(reply: Any) -> int:
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
-    from .cluster import Client, LocalCluster, address_text, wait_for
+    from .cluster import LocalCluster, address_text, wait_for
 
     if not args.command:
         raise UsageError("give the command after --: impresario execute --local -- CMD [ARG...]")
@@ -561,15 +646,19 @@ def cmd_execute(args: argparse.Namespace) -> int:
             cluster = LocalCluster(agents=1, log_level=args.log_level, max_frame=args.max_frame,
                                    agent_settings={"containerizer": _containerizer(args)})
             cluster.start()
-            _say(f"impresario execute: a local cluster (1 agent) listening on {cluster.bind} only; "
-                 f"the task runs as user {_user()}")
+            _say(f"impresario execute: a local cluster (1 agent) listening on {cluster.bind} only, its "
+                 f"messages signed with generated secrets; the task runs as user {_user()}")
             fw = cluster.start_framework(BATCH, "execute", settings)
             client = cluster.client
         else:
-            system, master = _join(args.master, None, None, None, "WARNING", args.max_frame)
+            auth = _auth(args)
+            auth_settings, auth_ports = _signs_as(auth, args.principal)
+            system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
+                                   principal=args.principal)
             fw = system.asys.createActor(BATCH.replace(":", "."))
-            client = Client(system.asys)
-            client.configure(fw, "framework", "execute", {"master": address_text(master), "name": "execute", **settings})
+            client = _client(system.asys, auth, args.principal)
+            client.configure(fw, "framework", "execute", {"master": address_text(master), "name": "execute",
+                                                          **settings, **auth_settings}, _base_ports() + auth_ports)
         assert client is not None
         _say(f"  launching `{command}` ({args.cpus:g} cpus, {args.mem:g} MiB"
              f"{f', {args.gpus:g} gpus' if args.gpus else ''})")
@@ -601,7 +690,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
 def cmd_framework(args: argparse.Namespace) -> int:
     from actors.base import ConfigError, load_object
 
-    from .cluster import Client, address_text, wait_for
+    from .cluster import address_text, wait_for
 
     sys.path.insert(0, os.getcwd())  # the user's package, importable in the actor processes too
     try:
@@ -613,13 +702,16 @@ def cmd_framework(args: argparse.Namespace) -> int:
         raise UsageError("--settings must be a JSON object")
     if args.role:
         settings["roles"] = args.role
+    auth = _auth(args)
+    auth_settings, auth_ports = _signs_as(auth, args.principal)
     system, master = _join(args.master, args.listen, None, None, args.log_level, args.max_frame,
-                           actor_packages=(cls.__module__,))
+                           actor_packages=(cls.__module__,), auth=auth, principal=args.principal)
     try:
         fw = system.asys.createActor(f"{cls.__module__}.{cls.__qualname__}")
-        client = Client(system.asys)
+        client = _client(system.asys, auth, args.principal)
         name = args.name or cls.__name__
-        client.configure(fw, "framework", name, {"master": address_text(master), "name": name, **settings})
+        client.configure(fw, "framework", name, {"master": address_text(master), "name": name,
+                                                 **auth_settings, **settings}, _base_ports() + auth_ports)
         _say(f"impresario framework {name} ({args.class_path}) subscribed to {args.master[0]}:{args.master[1]}, "
              f"listening on {system.listen}{_everywhere(system)}")
         stop = {"now": False}
@@ -686,6 +778,14 @@ def _isolation_options(q: argparse.ArgumentParser, agent: bool = False) -> None:
                             "/var/run/impresario/gpu)")
 
 
+def _auth_options(q: argparse.ArgumentParser, principal: str) -> None:
+    q.add_argument("--secrets", metavar="FILE",
+                   help="the cluster's secrets file (JSON credentials, chmod 600): messages are signed and "
+                        "checked (see docs/security.md)")
+    q.add_argument("--principal", default=principal,
+                   help=f"the principal to sign as, one of the secrets file's (default {principal})")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="impresario", description=__doc__.split("::")[0].strip(),
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -745,6 +845,13 @@ def parser() -> argparse.ArgumentParser:
                         "of the master's processes (default: off)")
     q.add_argument("--master-id", help="this master's id (default: hostname and a random suffix)")
     q.add_argument("--allocation-interval", type=float, default=1.0, help="seconds between batch allocations")
+    _auth_options(q, "master")
+    q.add_argument("--acls", metavar="FILE",
+                   help="the ACLs (JSON, Mesos-like: register_agents, register_frameworks, run_tasks, "
+                        "teardown_frameworks; default: everything allowed)")
+    q.add_argument("--insecure", action="store_true",
+                   help="listen on a non-loopback address without --secrets (anyone who reaches it may "
+                        "act on the cluster)")
     q.set_defaults(func=cmd_master)
 
     q = sub.add_parser("agent", help="run an agent that joins a master")
@@ -768,10 +875,12 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--reserved-mem", type=_size, help="memory kept for the host (default: min(1GiB, half))")
     q.add_argument("--reserved-disk", type=_size, help="disk kept for the host (default: min(5GiB, half))")
     _isolation_options(q, agent=True)
+    _auth_options(q, "agent")
     q.set_defaults(func=cmd_agent)
 
     q = sub.add_parser("state", help="print the master's state as JSON")
     q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    _auth_options(q, "operator")
     q.set_defaults(func=cmd_state)
 
     q = sub.add_parser("execute", help="run one command task, like mesos-execute",
@@ -786,6 +895,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--name", default="execute", help="the task's id")
     q.add_argument("--timeout", type=float, default=600.0)
     _isolation_options(q)
+    _auth_options(q, "framework")
     q.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD [ARG...]")
     q.set_defaults(func=cmd_execute)
 
@@ -798,6 +908,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--listen", help="the address to listen on (default: loopback for a master on loopback, "
                                     "else this host's address on the route to the master)")
     q.add_argument("--timeout", type=float, default=7 * 86400.0, help="stop after this many seconds")
+    _auth_options(q, "framework")
     q.set_defaults(func=cmd_framework)
 
     q = sub.add_parser("bench", help="measure the kernel's speed; prints one JSON line per figure",
@@ -825,6 +936,7 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("weights", help="change role weights (operator call UPDATE_WEIGHTS)")
     q.add_argument("weights", nargs="+", metavar="ROLE=WEIGHT")
     q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    _auth_options(q, "operator")
     q.set_defaults(func=cmd_weights)
 
     q = sub.add_parser("quota", help="set a role's quota (operator call UPDATE_QUOTA)")
@@ -833,6 +945,7 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", help="never exceeded, descendants included: 'cpus:100;mem:204800'")
     q.add_argument("--remove", action="store_true", help="remove the role's quota")
     q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    _auth_options(q, "operator")
     q.set_defaults(func=cmd_quota)
     return p
 

@@ -36,10 +36,12 @@ import psutil
 from thespian.actors import ActorAddress, ActorSystem
 
 from actors import messages as M
+from actors.auth import Authenticator, AuthError, is_signed, payload_of
 from actors.codec import CodecError, decode, encode
 
 from . import hardening
 from .realhost import BASE_PORTS, SYSTEM_BASE, TcpAddresses
+from .security import AUTH_PORT, Auth, generate_secrets
 
 log = logging.getLogger("impresario.cluster")
 
@@ -166,13 +168,33 @@ def _pgid(pid: int) -> int | None:
 
 
 class Client:
-    """Talks to kernel actors from outside, through one system's external context."""
+    """Talks to kernel actors from outside, through one system's external context.
 
-    def __init__(self, asys: ActorSystem) -> None:
+    With ``auth`` (an :class:`~actors.auth.Authenticator`, e.g. from :meth:`Auth.client`)
+    everything it sends is signed, and an answer is taken only if it is authentic."""
+
+    def __init__(self, asys: ActorSystem, auth: Authenticator | None = None) -> None:
         self.asys = asys
+        self.auth = auth
+
+    def _out(self, msg: Any) -> bytes:
+        data = encode(msg)
+        return data if self.auth is None else self.auth.seal(data)
+
+    def _in(self, reply: bytes) -> Any:
+        """The message an answer holds; AuthError for one that is not authentic (signed
+        by nobody we know, replayed, or unsigned while this client signs)."""
+        if is_signed(reply):
+            reply = self.auth.open(reply)[1] if self.auth is not None else payload_of(reply)
+        elif self.auth is not None:
+            raise AuthError("unsigned", "an unsigned answer")
+        try:
+            return decode(reply)
+        except CodecError as e:
+            raise KernelError(f"an undecodable answer: {e}") from None
 
     def tell(self, addr: ActorAddress, msg: Any) -> None:
-        self.asys.tell(addr, encode(msg))
+        self.asys.tell(addr, self._out(msg))
 
     def ask(self, addr: ActorAddress, msg: Any, expect: type | tuple[type, ...], timeout: float = 30.0,
             match: Callable[[Any], bool] | None = None) -> Any:
@@ -182,16 +204,17 @@ class Client:
         set aside: the external context is shared by everything this client sends.
         """
         deadline = time.monotonic() + timeout
-        reply = self.asys.ask(addr, encode(msg), timeout)
+        reply = self.asys.ask(addr, self._out(msg), timeout)
         while True:
             if reply is None:
                 raise KernelError(f"no answer to {type(msg).__name__} within {timeout:.0f} s")
             if type(reply) is bytes:
                 try:
-                    decoded = decode(reply)
-                except CodecError as e:
-                    raise KernelError(f"an undecodable answer: {e}") from None
-                if isinstance(decoded, expect) and (match is None or match(decoded)):
+                    decoded = self._in(reply)
+                except AuthError as e:
+                    log.warning("an answer that is not authentic, ignored: %s", e)
+                    decoded = None
+                if decoded is not None and isinstance(decoded, expect) and (match is None or match(decoded)):
                     return decoded
                 log.debug("set aside while waiting for %s: %r", expect, decoded)
             left = deadline - time.monotonic()
@@ -241,7 +264,8 @@ class LocalCluster:
                  agent_settings: dict[str, Any] | None = None, log_level: str = "INFO",
                  bind: str = "127.0.0.1", agent_shapes: list[str] | None = None, recovery: bool = True,
                  agent_class: str = AGENT_CLASS, max_frame: int | None = None,
-                 actor_packages: Iterable[str] = ()) -> None:
+                 actor_packages: Iterable[str] = (), authenticate: bool = True,
+                 secrets_file: str | None = None) -> None:
         if agents < 1:
             raise ValueError("a cluster needs at least one agent")
         if agent_shapes is not None and len(agent_shapes) != agents:
@@ -268,6 +292,11 @@ class LocalCluster:
         self._share: str | None = None
         self.max_frame = max_frame
         self.actor_packages = (*actor_packages, _module_of(agent_class))
+        # Authenticated messages (on by default): the secrets file given, or one generated
+        # in the work directory at start (principals master, agent, framework, operator).
+        self.authenticate = authenticate or secrets_file is not None
+        self.secrets_file = secrets_file
+        self.auth: Auth | None = None
 
     # ------------------------------------------------------------------ life cycle
 
@@ -283,6 +312,12 @@ class LocalCluster:
 
     def start(self, timeout: float = 60.0) -> LocalCluster:
         os.makedirs(self.work_dir, exist_ok=True)
+        if self.authenticate and self.auth is None:
+            if self.secrets_file is None:
+                self.secrets_file = os.path.join(self.work_dir, "secrets.json")
+                if not os.path.exists(self.secrets_file):
+                    generate_secrets(self.secrets_file)
+            self.auth = Auth(self.secrets_file)
         self.master_port = free_port(self.bind)
         self._start_master(timeout)
         for i in range(self.n_agents):
@@ -291,6 +326,17 @@ class LocalCluster:
                  sum(1 for a in self.state()["agents"] if a["reachable"]) >= self.n_agents,
                  timeout, what=f"{self.n_agents} agents to register")
         return self
+
+    def signs_as(self, principal: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
+        """The settings and extra ports that make an actor sign as ``principal`` (none
+        without authentication)."""
+        if self.auth is None:
+            return {}, ()
+        return self.auth.settings(principal), (AUTH_PORT,)
+
+    def new_client(self, asys: ActorSystem) -> Client:
+        """A client of ``asys`` that signs as the operator (with authentication)."""
+        return Client(asys, self.auth.client("operator") if self.auth is not None else None)
 
     def _logdefs(self) -> dict[str, Any]:
         return log_defs(self.log_path, self.log_level)
@@ -305,19 +351,22 @@ class LocalCluster:
             self.systems[0] = msys
         else:
             self.systems.append(msys)
-        self.client = client = Client(msys.asys)
+        self.client = client = self.new_client(msys.asys)
         self.master = msys.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
         self.allocator = msys.asys.createActor(ALLOCATOR_CLASS, globalName=ALLOCATOR_GLOBAL_NAME)
         master_text = address_text(self.master)
+        auth_settings, auth_ports = self.signs_as("master")
         client.configure(self.allocator, "allocator", "allocator",
-                         {"master": master_text, "seed": uuid.uuid4().int % 2**31}, timeout=timeout)
-        settings: dict[str, Any] = {"master_id": self.master_id, "allocator": address_text(self.allocator)}
+                         {"master": master_text, "seed": uuid.uuid4().int % 2**31, **auth_settings},
+                         BASE_PORTS + auth_ports, timeout=timeout)
+        settings: dict[str, Any] = {"master_id": self.master_id, "allocator": address_text(self.allocator),
+                                    **auth_settings}
         ports = BASE_PORTS
         if self.recovery:
             settings["work_dir"] = os.path.join(self.work_dir, "master")
             ports = MASTER_PORTS
-        client.configure(self.master, "master", "master", {**settings, **self.master_settings}, ports,
-                         timeout=timeout)
+        client.configure(self.master, "master", "master", {**settings, **self.master_settings},
+                         ports + auth_ports, timeout=timeout)
 
     def _start_agent(self, i: int, timeout: float) -> None:
         """Agent ``i`` in a system of its own joined to the master's; configured, not waited for."""
@@ -329,11 +378,13 @@ class LocalCluster:
         else:
             self.systems.append(sys_i)
         agent = sys_i.asys.createActor(self.agent_class)
+        auth_settings, auth_ports = self.signs_as("agent")
         settings = {
             "master": address_text(self.master),
             "work_dir": os.path.join(self.work_dir, f"agent-{i}"),
             "hostname": f"{socket.gethostname()}-agent{i}",
-            "executor_ports": EXECUTOR_PORTS,
+            "executor_ports": EXECUTOR_PORTS + [list(p) for p in auth_ports],   # executors sign as their agent
+            **auth_settings,
             "output_tail_bytes": 16384,
             "usage_interval": USAGE_INTERVAL,
             "seed": i,
@@ -343,8 +394,8 @@ class LocalCluster:
             settings["resources"] = self.agent_shapes[i]
         elif self._per_agent:
             settings["resources"] = self._per_agent
-        ports = RECOVERING_AGENT_PORTS if self.recovery else AGENT_PORTS
-        Client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, ports, timeout)
+        ports = (RECOVERING_AGENT_PORTS if self.recovery else AGENT_PORTS) + auth_ports
+        self.new_client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, ports, timeout)
         if i < len(self.agents):
             self.agents[i] = agent
         else:
@@ -413,8 +464,10 @@ class LocalCluster:
                               f"{', '.join(hardening.settings()['actor_packages'])} only; name its "
                               "package in actor_packages, or start it with own_system=True")
         fw = system.asys.createActor(class_name)
-        full = {"master": address_text(self.master), "name": name, **settings}
-        Client(system.asys).configure(fw, "framework", name, full, timeout=timeout)
+        auth_settings, auth_ports = self.signs_as(str(settings.get("principal", "framework")))
+        full = {"master": address_text(self.master), "name": name, **auth_settings, **settings}
+        self.new_client(system.asys).configure(fw, "framework", name, full, BASE_PORTS + auth_ports,
+                                               timeout=timeout)
         return fw
 
     def state(self) -> dict[str, Any]:

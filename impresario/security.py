@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import stat
 import time
 from typing import Any
@@ -124,3 +125,40 @@ def authenticator(actor: Any, settings: dict[str, Any]) -> Authenticator:
         return make_authenticator(principal, path, actor.name)
     except (SecretsError, ValueError) as e:
         raise ConfigError(f"auth: {e}") from None
+
+
+#: The ``auth`` port on a real host, as an actor's Configure names it.
+AUTH_PORT = ("auth", "impresario.security:authenticator")
+#: The principals ``impresario local`` generates secrets for.
+LOCAL_PRINCIPALS = ("master", "agent", "framework", "operator")
+
+
+def generate_secrets(path: str, principals: tuple[str, ...] = LOCAL_PRINCIPALS) -> None:
+    """Write a new secrets file at ``path`` (which must not exist), private to this user:
+    one random 256-bit secret per principal."""
+    doc = {"credentials": [{"principal": p, "secret": secrets.token_hex(32)} for p in principals]}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(doc, fh, indent=1)
+        fh.write("\n")
+
+
+class Auth:
+    """Authentication for a cluster on real hosts: its secrets file, the settings and port
+    that make an actor sign as a principal, and signing clients."""
+
+    def __init__(self, secrets_file: str) -> None:
+        self.secrets_file = os.path.abspath(secrets_file)
+        self.principals = tuple(sorted(load_secrets(self.secrets_file).secrets))   # checked now
+
+    def settings(self, principal: str) -> dict[str, Any]:
+        """What an actor's settings need to sign as ``principal`` (with :data:`AUTH_PORT`)."""
+        if principal not in self.principals:
+            raise SecretsError(f"{self.secrets_file}: no secret for principal {principal!r}")
+        return {"principal": principal, "secrets_file": self.secrets_file}
+
+    def client(self, principal: str = "operator") -> Authenticator:
+        """An authenticator for a program talking to the cluster from outside (a client of
+        its own origin, so that two clients never look like one restarted)."""
+        origin = f"{principal}-client-{os.getpid()}-{secrets.token_hex(4)}"
+        return make_authenticator(principal, self.secrets_file, origin)

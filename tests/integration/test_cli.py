@@ -139,6 +139,57 @@ def test_master_agent_state_and_execute_as_separate_processes(run_cli, tmp_path)
         _stop(master)
 
 
+def test_a_master_with_secrets_authenticates_agents_frameworks_and_operators(run_cli, tmp_path):
+    from impresario.security import generate_secrets
+    secrets = str(tmp_path / "secrets.json")
+    generate_secrets(secrets)
+    port = _free_port()
+    cmd = impresario_cmd()
+    master = subprocess.Popen([*cmd, "master", "--port", str(port), "--work-dir", str(tmp_path / "m"),
+                               "--secrets", secrets],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    agent = None
+    try:
+        assert "signed as 'master'" in _wait_line(master, "impresario master: messages")
+        agent = subprocess.Popen([*cmd, "agent", "--master", f"127.0.0.1:{port}", "--port", str(_free_port()),
+                                  "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
+                                  "--secrets", secrets],
+                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        _wait_line(agent, "registered with")
+        code, out, err = run_cli("state", "--master", f"127.0.0.1:{port}", "--secrets", secrets)
+        assert code == 0, err
+        assert len(json.loads(out)["agents"]) == 1
+        code, out, err = run_cli("execute", "--master", f"127.0.0.1:{port}", "--secrets", secrets,
+                                 "--", "echo", "signed")
+        assert code == 0 and "signed" in out, out + err
+        # The same principals with other secrets: nothing they send is taken.
+        forged = str(tmp_path / "forged.json")
+        generate_secrets(forged)
+        code, out, err = run_cli("state", "--master", f"127.0.0.1:{port}", "--secrets", forged, timeout=120)
+        assert code == 2 and "no master at" in err
+        code, out, err = run_cli("state", "--master", f"127.0.0.1:{port}", timeout=120)
+        assert code == 2 and "give --secrets" in err
+        state = json.loads(run_cli("state", "--master", f"127.0.0.1:{port}", "--secrets", secrets)[1])
+        assert [f["name"] for f in state["frameworks"]] == ["execute"]
+    finally:
+        if agent is not None:
+            _stop(agent)
+        _stop(master)
+
+
+def test_a_master_off_loopback_needs_secrets_and_a_private_secrets_file(run_cli, tmp_path):
+    code, _out, err = run_cli("master", "--listen", "0.0.0.0", "--port", str(_free_port()),
+                              "--work-dir", str(tmp_path / "m"))
+    assert code == 2 and "--secrets" in err and "--insecure" in err
+    from impresario.security import generate_secrets
+    secrets = tmp_path / "secrets.json"
+    generate_secrets(str(secrets))
+    secrets.chmod(0o644)
+    code, _out, err = run_cli("master", "--port", str(_free_port()), "--work-dir", str(tmp_path / "m"),
+                              "--secrets", str(secrets))
+    assert code == 2 and "chmod 600" in err
+
+
 def test_state_without_a_master_fails_clearly(run_cli):
     code, _out, err = run_cli("state", "--master", f"127.0.0.1:{_free_port()}", timeout=120)
     assert code == 2 and "no master at" in err
@@ -148,20 +199,24 @@ def test_operator_calls_weights_and_quota(run_cli):
     from impresario.cluster import LocalCluster
     with LocalCluster(agents=1, agent_resources="cpus:4;mem:4096;disk:1024") as c:
         master = f"127.0.0.1:{c.systems[0].port}"
-        code, out, err = run_cli("weights", "eng=2", "ops=0.5", "--master", master)
+        # The cluster signs its messages: an operator call without the secrets goes unanswered.
+        code, out, err = run_cli("weights", "eng=2", "--master", master, timeout=120)
+        assert code == 2 and "--secrets" in err
+        master = f"127.0.0.1:{c.systems[0].port}", "--secrets", c.secrets_file
+        code, out, err = run_cli("weights", "eng=2", "ops=0.5", "--master", *master)
         assert code == 0, err
         assert json.loads(out) == {"eng": 2.0, "ops": 0.5}
         code, out, err = run_cli("quota", "eng", "--guarantee", "cpus:1;mem:512", "--limit", "cpus:2;mem:1GiB",
-                                 "--master", master)
+                                 "--master", *master)
         assert code == 0, err
         assert json.loads(out) == {"eng": {"guarantee": {"cpus": 1.0, "mem": 512.0},
                                            "limit": {"cpus": 2.0, "mem": 1024.0}}}
-        code, out, err = run_cli("quota", "eng/web", "--guarantee", "cpus:3", "--master", master)
+        code, out, err = run_cli("quota", "eng/web", "--guarantee", "cpus:3", "--master", *master)
         assert code == 1 and "refused" in err and "exceed" in err
         state = c.state()
         assert state["weights"] == {"eng": 2.0, "ops": 0.5}
         assert state["quotas"]["eng"]["limit"] == {"cpus": 2.0, "mem": 1024.0}
-        code, out, err = run_cli("quota", "eng", "--remove", "--master", master)
+        code, out, err = run_cli("quota", "eng", "--remove", "--master", *master)
         assert code == 0 and json.loads(out) == {}
 
 
