@@ -24,9 +24,15 @@ Thespian starts its admin, logger and actor processes with ``fork``: they
 inherit the patched modules.  :func:`install` pins the start method to
 ``fork`` so that this stays true whatever the capabilities ask.
 
+- a request to shut a system down (``SystemShutdown``) or to end an actor
+  (``ActorExitRequest``) is taken only from this host's own addresses: the
+  kernel sends them only within a host, and from anyone else they would stop
+  a master or an agent.
+
 What this does not do: authenticate peers.  Anyone who can reach the ports can
-still send Thespian's own protocol messages (shut a system down, register as a
-convention member, send a kernel message).  See docs/security.md.
+still send Thespian's own protocol messages (register as a convention member,
+send a kernel message - which the kernel's own authentication then refuses).
+See docs/security.md.
 """
 
 from __future__ import annotations
@@ -42,8 +48,9 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from thespian.actors import ActorExitRequest
 from thespian.system import multiprocCommon
-from thespian.system.messages.admin import PendingActor
+from thespian.system.messages.admin import PendingActor, SystemShutdown
 from thespian.system.transport import IPBase, TCPTransport
 
 LOGGER = "impresario.hardening"
@@ -197,9 +204,43 @@ def admits_actor_class(class_name: Any) -> bool:
     return any(module == p or module.startswith(p + ".") for p in _settings.packages)
 
 
-def check_frame(frame: Any) -> None:
-    """Refuse an unpickled frame whose message asks what no peer may ask."""
+#: Messages the kernel sends only within a host: taken from this host's own addresses only.
+LOCAL_ONLY = (SystemShutdown, ActorExitRequest)
+_local_addresses: set[str] | None = None
+
+
+def local_addresses() -> set[str]:
+    """This host's IPv4 addresses (read once)."""
+    global _local_addresses
+    if _local_addresses is None:
+        import psutil
+
+        found = {"127.0.0.1"}
+        try:
+            for addrs in psutil.net_if_addrs().values():
+                found.update(a.address for a in addrs if a.family == socket.AF_INET)
+        except OSError:
+            pass
+        _local_addresses = found
+    return _local_addresses
+
+
+def _remote_host(peer: str) -> str | None:
+    """The host of a ``HOST:PORT`` peer that is not this host; None for this host, or for a
+    peer we sent to ourselves (its answers come back on our own connection)."""
+    host, sep, port = peer.rpartition(":")
+    if not sep or not port.isdigit():
+        return None
+    if host.startswith("127.") or host in local_addresses():
+        return None
+    return host
+
+
+def check_frame(frame: Any, peer: str = "a peer") -> None:
+    """Refuse an unpickled frame whose message asks what no peer (or no remote peer) may ask."""
     msg = frame[1] if isinstance(frame, tuple) and len(frame) == 2 else frame
+    if isinstance(msg, LOCAL_ONLY) and _remote_host(peer) is not None:
+        raise RefusedFrame(f"{type(msg).__name__} from another host")
     if isinstance(msg, PendingActor):
         if getattr(msg, "sourceHash", None) is not None:
             raise RefusedFrame("an actor from loaded source")
@@ -212,7 +253,7 @@ def loads(data: bytes, peer: str = "a peer") -> Any:
     """Unpickle one frame's payload, or raise :class:`RefusedFrame` after a warning."""
     try:
         frame = RestrictedUnpickler(io.BytesIO(data)).load()
-        check_frame(frame)
+        check_frame(frame, peer)
     except RefusedFrame as e:
         _warn(peer, str(e))
         raise

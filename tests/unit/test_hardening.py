@@ -372,3 +372,15 @@ def test_an_incoming_connection_knows_its_peer():
             assert inc._rData.peer == "{}:{}".format(*client.getsockname()[:2])
         finally:
             inc.close()
+
+
+@pytest.mark.parametrize("msg", [A.SystemShutdown(), ActorExitRequest()])
+def test_a_shutdown_or_an_exit_request_is_taken_from_this_host_only(msg):
+    data = pickle.dumps(msg)
+    local = sorted(hardening.local_addresses())[0]
+    for peer in ("127.0.0.1:40000", f"{local}:40000", "a peer we sent to"):
+        assert type(hardening.loads(data, peer)) is type(msg)
+    with pytest.raises(RefusedFrame, match="from another host"):
+        hardening.loads(data, "192.0.2.7:40000")        # TEST-NET-1: never this host
+    # Other messages from another host are not concerned.
+    assert type(hardening.loads(pickle.dumps(A.QueryExists()), "192.0.2.7:40000")) is A.QueryExists
