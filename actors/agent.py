@@ -185,6 +185,10 @@ class Agent(KernelActor):
         }
         self.executor_settings["work_dir"] = self.work_dir
         self.usage_interval = setting(settings, "usage_interval", float, 0.0)
+        # Mesos' executor_registration_timeout: an executor that never subscribes (its process
+        # died at start, or its configuration answer was lost) fails its tasks.
+        self.executor_registration_timeout = setting(settings, "executor_registration_timeout", float, 60.0)
+        self._unsubscribed: deque[tuple[float, tuple[str, str], ExecRec]] = deque()
         self.checkpoint = self.ports.get("checkpoint")
         self.master_principals = frozenset(str(p) for p in setting(settings, "master_principals", list, ["master"]))
         self.allow_root_tasks = setting(settings, "allow_root_tasks", bool, False)
@@ -418,6 +422,10 @@ class Agent(KernelActor):
             settings["update_prefix"] = f"{container_id}~{self._ctag}"
         ports = tuple((n, p) for n, p in self.port_paths if n in ("clock", "addresses")) + self.executor_ports
         self.tell(addr, M.Configure("executor", f"{self.agent_id}/{fid}/{info.executor_id}", settings, ports))
+        timeout = self.executor_registration_timeout
+        self._unsubscribed.append((self.now() + timeout, (fid, info.executor_id), rec))
+        if not self.timer_pending("executor_registration"):
+            self.set_timer("executor_registration", timeout)
         return rec
 
     @handles(M.RunTask)
@@ -678,6 +686,25 @@ class Agent(KernelActor):
         self._agent_update(rec.framework_id, M.TaskStatus(
             tid, TS.TASK_FAILED, Source.SOURCE_AGENT, reason, message, self.agent_id,
             rec.info.executor_id, self.now()))
+
+    def timer_executor_registration(self) -> None:
+        now = self.now()
+        q = self._unsubscribed
+        while q and q[0][0] <= now + 1e-9:
+            _, key, rec = q.popleft()
+            if self.executors.get(key) is not rec or rec.subscribed or rec.exiting:
+                continue
+            self.stats["executor_registration_timeouts"] += 1
+            self.log.warning("agent %s: executor %s did not register within %.0f s", self.name, key[1],
+                             self.executor_registration_timeout)
+            for tid in sorted(rec.tasks):
+                if not rec.states[tid].terminal:
+                    self._fail_task(rec, tid, Reason.REASON_EXECUTOR_REGISTRATION_TIMEOUT,
+                                    f"the executor did not register within "
+                                    f"{self.executor_registration_timeout:.0f} s")
+            self._stop_executor(rec)
+        if q:
+            self.set_timer("executor_registration", max(0.0, q[0][0] - now))
 
     def _stop_executor(self, rec: ExecRec) -> None:
         if not rec.exiting:

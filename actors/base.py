@@ -323,9 +323,11 @@ class KernelActor(Actor):
             self.configure(settings, sender)
         except (ConfigError, ValueError, TypeError, KeyError) as e:
             self.ports = {}
-            self._seal = self._open = None
             self.log.error("%s %s: configuration refused: %s", self.component, m.name, e)
+            # Signed when the auth port was made (a configurer that authenticates drops an
+            # unsigned answer), then forgotten with the rest of the configuration.
             self.tell(sender, M.Configured(self.component, m.name, error=str(e)))
+            self._seal = self._open = None
             return
         self.configured = True
         if settings.get("acknowledge_configuration", True):

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 
+from actors import agent as agent_module
 from actors import messages as M
 from actors.codec import encode
+from actors.executor import CommandExecutor
 from actors.messages import TaskState
 from sim.runner import SimCluster, summarize
 from sim.scenario import parse
@@ -386,3 +388,30 @@ def test_a_launch_lost_with_a_restarting_agent_is_dropped():
     assert dropped == 4                              # agent-0's offer (4 cpus), held until 10 s
     assert s["tasks_finished"] + dropped == 300      # the batch framework does not retry
     assert s["tasks_running"] == 0
+
+
+class SilentExecutor(CommandExecutor):
+    """An executor whose process never gets as far as subscribing."""
+
+    def started(self) -> None:
+        pass
+
+
+def test_an_executor_that_never_registers_fails_its_task_after_the_registration_timeout(monkeypatch):
+    from tests.harness import SimHarness
+    monkeypatch.setattr(agent_module, "COMMAND_EXECUTOR", f"{__name__}.SilentExecutor")
+    h = SimHarness(agents=1, agent_settings={"executor_registration_timeout": 30.0})
+    try:
+        fw = h.probe()
+        o = h.wait_offers(fw)[0]
+        h.do(fw, "launch", offer_ids=[o["offer_id"]], tasks=[{"task_id": "t1", "duration": 3600}])
+        t0 = h.now()
+        failed = h.wait_update(fw, "t1", "TASK_FAILED")
+        assert failed["reason"] == "REASON_EXECUTOR_REGISTRATION_TIMEOUT"
+        assert 30.0 <= h.now() - t0 < 32.0
+        agent = h.host.actor(h.agents[0])
+        assert agent.stats["executor_registration_timeouts"] == 1
+        h.wait(lambda: not agent.executors, "the executor to be gone")
+        assert h.master_state()["roles"]["*"]["allocated"]["cpus"] == 0   # its resources came back
+    finally:
+        h.stop()
