@@ -15,46 +15,69 @@ KINDS = ("allocated", "offered", "used")
 
 
 class RoleLedger:
+    """Per (role, kind): the current amounts (fixed-point millis, scalars) and their
+    time integrals.  Amounts are plain mutable maps: a master changes them on every
+    launch, status and re-registration, and a Resources value made per change would
+    cost more than the change."""
+
     def __init__(self, start: float = 0.0) -> None:
         self.start = start
-        self.current: dict[tuple[str, str], Resources] = {}
+        self._current: dict[tuple[str, str], dict[str, int]] = {}
         self._integral: dict[tuple[str, str], dict[str, float]] = {}
         self._since: dict[tuple[str, str], float] = {}
 
-    def _advance(self, key: tuple[str, str], now: float) -> None:
-        since = self._since.get(key, self.start)
-        cur = self.current.get(key)
-        if cur is not None and now > since:
-            acc = self._integral.setdefault(key, {})
-            dt = now - since
-            for name, millis in cur.scalar_map().items():   # each name on its own: order is free
-                acc[name] = acc.get(name, 0.0) + millis * dt
-        self._since[key] = now
+    def _advance(self, key: tuple[str, str], now: float) -> dict[str, int]:
+        """Bring the key's integral up to ``now``; its current amounts, for changing."""
+        cur = self._current.get(key)
+        if cur is None:
+            cur = self._current[key] = {}
+            self._since[key] = now
+            return cur
+        since = self._since[key]
+        if now > since:
+            if cur:
+                acc = self._integral.get(key)
+                if acc is None:
+                    acc = self._integral[key] = {}
+                dt = now - since
+                for name, millis in cur.items():   # each name on its own: order is free
+                    acc[name] = acc.get(name, 0.0) + millis * dt
+            self._since[key] = now
+        return cur
 
     def add(self, role: str, kind: str, res: Resources, now: float) -> None:
-        if res.is_empty():
+        scalars = res.scalar_map()
+        if not scalars:
             return
-        key = (role, kind)
-        self._advance(key, now)
-        self.current[key] = self.current.get(key, EMPTY) + res.with_role(DEFAULT_ROLE)
+        cur = self._advance((role, kind), now)
+        for name, millis in scalars.items():
+            cur[name] = cur.get(name, 0) + millis
 
     def sub(self, role: str, kind: str, res: Resources, now: float) -> None:
-        if res.is_empty():
+        scalars = res.scalar_map()
+        if not scalars:
             return
-        key = (role, kind)
-        self._advance(key, now)
-        self.current[key] = self.current.get(key, EMPTY).minus_saturating(res.with_role(DEFAULT_ROLE))
+        cur = self._advance((role, kind), now)
+        for name, millis in scalars.items():
+            left = cur.get(name, 0) - millis
+            if left > 0:
+                cur[name] = left
+            else:
+                cur.pop(name, None)   # amounts stop at zero
 
     def get(self, role: str, kind: str) -> Resources:
-        return self.current.get((role, kind), EMPTY)
+        """The current amounts of ``role``'s ``kind`` (scalars, unreserved)."""
+        cur = self._current.get((role, kind))
+        return Resources._make(dict(cur), {}, DEFAULT_ROLE) if cur else EMPTY
 
     def roles(self) -> list[str]:
-        return sorted({r for r, _ in self.current} | {r for r, _ in self._integral})
+        return sorted({r for r, _ in self._current} | {r for r, _ in self._integral})
 
     def mean(self, role: str, kind: str, now: float) -> dict[str, float]:
         """Time-weighted mean of each scalar from ``start`` to ``now``."""
         key = (role, kind)
-        self._advance(key, now)
+        if key in self._current:
+            self._advance(key, now)
         span = now - self.start
         acc = self._integral.get(key, {})
         if span <= 0:

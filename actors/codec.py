@@ -212,11 +212,11 @@ def unpack_value(cls: type, data: Any) -> Any:
     if not isinstance(data, bytes | bytearray) or len(data) > MAX_MESSAGE_BYTES:
         raise CodecError("expected a packed value")
     try:
-        env = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True, max_str_len=MAX_STR,
+        env = msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=False, max_str_len=MAX_STR,
                               max_bin_len=MAX_BIN, max_array_len=MAX_ARRAY, max_map_len=MAX_MAP)
     except Exception as e:
         raise CodecError(f"not a packed value: {type(e).__name__}: {e}") from None
-    if type(env) is not list or len(env) != 2 or env[0] != PROTOCOL_VERSION:
+    if type(env) is not tuple or len(env) != 2 or env[0] != PROTOCOL_VERSION:
         raise CodecError("not a packed value of this protocol version")
     try:
         return _decoder_for(cls)(env[1])
@@ -253,6 +253,63 @@ MEMO_MAX_BYTES = 64
 MEMO_MAX_ENTRIES = 200_000
 
 
+#: Value types decoded once per distinct wire form (commands, framework infos: a cluster
+#: has few of them and sends them over and over), at most INTERN_MAX of each.
+_INTERNED: set[type] = set()
+INTERN_MAX = 4096
+
+
+def intern_values(*classes: type) -> None:
+    """Decode these value types once per distinct wire form: a later equal one gives the
+    same (immutable) value.  Their fields must be strings, numbers, enums, or arrays of
+    strings or of fixed string tuples (no Resources, maps or nested values): equal wire
+    forms must then be the same input, but for numbers and booleans (``1 == True``), whose
+    types are checked again on every hit.  Call before any decoder is compiled."""
+    for cls in classes:
+        _interned_checks(cls)   # raises TypeError on a field that cannot be interned
+        if cls in _DECODERS:
+            raise RuntimeError(f"{cls.__name__}: its decoder is compiled already")
+        _INTERNED.add(cls)
+
+
+def _interned_checks(cls: type) -> list[str]:
+    """For an interned class: the checks a memo hit must pass (exact types of numbers)."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    checks: list[str] = []
+    for i, f in enumerate(dataclasses.fields(cls)):
+        tp = hints[f.name]
+        optional = False
+        if typing.get_origin(tp) in (Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            if len(args) != 1:
+                raise TypeError(f"{cls.__name__}.{f.name}: a union cannot be interned")
+            tp, optional = args[0], True
+        if typing.get_origin(tp) is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        check = None
+        if tp is str or (isinstance(tp, type) and issubclass(tp, enum.Enum) and not issubclass(tp, int)):
+            pass
+        elif tp is bool:
+            check = f"v[{i}].__class__ is _bool"
+        elif tp is int or (isinstance(tp, type) and issubclass(tp, enum.Enum)):
+            check = f"v[{i}].__class__ is _int"
+        elif tp is float:
+            check = f"v[{i}].__class__ is not _bool"
+        elif typing.get_origin(tp) is tuple and len(typing.get_args(tp)) == 2 \
+                and typing.get_args(tp)[1] is Ellipsis:
+            item = typing.get_args(tp)[0]
+            if typing.get_origin(item) is typing.Annotated:
+                item = typing.get_args(item)[0]
+            if not (item is str or _str_pair(item)
+                    or (isinstance(item, type) and issubclass(item, enum.Enum) and not issubclass(item, int))):
+                raise TypeError(f"{cls.__name__}.{f.name}: an array of {item!r} cannot be interned")
+        else:
+            raise TypeError(f"{cls.__name__}.{f.name}: {tp!r} cannot be interned")
+        if check is not None:
+            checks.append(f"(v[{i}] is None or {check})" if optional else check)
+    return checks
+
+
 def memoize(*classes: type) -> None:
     """Decode these message types once per distinct (small) byte string."""
     for cls in classes:
@@ -280,13 +337,13 @@ def _decode(data: bytes) -> Any:
         raise CodecError(f"message of {len(data)} bytes exceeds the limit of {MAX_MESSAGE_BYTES}")
     try:
         env = msgpack.unpackb(
-            data, raw=False, strict_map_key=True, use_list=True,
+            data, raw=False, strict_map_key=True, use_list=False,
             max_str_len=MAX_STR, max_bin_len=MAX_BIN, max_array_len=MAX_ARRAY,
             max_map_len=MAX_MAP, max_ext_len=0,
         )
     except Exception as e:
         raise CodecError(f"not a msgpack message: {type(e).__name__}: {e}") from None
-    if type(env) is not list or len(env) != 3:
+    if type(env) is not tuple or len(env) != 3:
         raise CodecError("not an envelope: expected [version, tag, body]")
     version, tag, body = env
     if version != PROTOCOL_VERSION or type(version) is not int:
@@ -362,6 +419,11 @@ def _json_at(v: Any, where: str) -> Any:
         raise CodecError(f"{where}: {e}") from None
 
 
+def _str_pair(tp: Any) -> bool:
+    """``tp`` is a fixed tuple of plain strings (``tuple[str, str]``)."""
+    return typing.get_origin(tp) is tuple and all(a is str for a in typing.get_args(tp))
+
+
 class _Compiler:
     def __init__(self) -> None:
         self.ns: dict[str, Any] = {
@@ -369,7 +431,7 @@ class _Compiler:
             "_id_bad": _ID_BAD.search, "_id_fail": _id_fail, "_roles_ok": _ROLE_CACHE,
             "_check_role": _check_role_cached, "_float_fail": _float_fail,
             "_resources": _resources_at, "_json": _json_at, "_new": object.__new__,
-            "_list": list, "_str": str, "_int": int, "_float": float, "_bool": bool, "_bytes": bytes,
+            "_arr": tuple, "_str": str, "_int": int, "_float": float, "_bool": bool, "_bytes": bytes,
             "_tuple": tuple, "_none": None,
         }
         self.n = 0
@@ -420,15 +482,30 @@ class _Compiler:
             return
         if origin is tuple:
             args = typing.get_args(tp)
-            out.append(f"{pad}if {var}.__class__ is not _list: "
+            out.append(f"{pad}if {var}.__class__ is not _arr: "
                        f"_fail({w} + ': expected an array, got ' + _tname({var}))")
             if len(args) == 2 and args[1] is Ellipsis:
                 item = args[0]
+                # Arrays arrive as tuples: strings, and fixed tuples of plain strings
+                # (labels, environment), are checked where they lie and kept as they are.
                 if item is str:
                     out.append(f"{pad}for _x in {var}:")
                     out.append(f"{pad}    if _x.__class__ is not _str: "
                                f"_fail({w} + ': expected strings, got ' + _tname(_x))")
-                    out.append(f"{pad}{var} = _tuple({var})")
+                elif _str_pair(item):
+                    n = len(typing.get_args(item))
+                    cond = " or ".join(f"_x[{i}].__class__ is not _str" for i in range(n))
+                    out.append(f"{pad}for _x in {var}:")
+                    out.append(f"{pad}    if _x.__class__ is not _arr or len(_x) != {n} or {cond}: "
+                               f"_fail({w} + ': expected arrays of {n} strings')")
+                elif isinstance(item, type) and dataclasses.is_dataclass(item) and item not in _UNION_TAGS:
+                    # An array of values: their decoder straight in the loop, one handler
+                    # to name the field on a failure.
+                    fn = self.bind(_decoder_for(item), "d")
+                    out.append(f"{pad}try:")
+                    out.append(f"{pad}    {var} = _tuple([{fn}(_x) for _x in {var}])")
+                    out.append(f"{pad}except CodecError as _ce:")
+                    out.append(f"{pad}    _fail({w} + ': ' + str(_ce))")
                 else:
                     fn = self.bind(self.function(item, where), "f")
                     out.append(f"{pad}{var} = _tuple([{fn}(_x) for _x in {var}])")
@@ -490,7 +567,7 @@ class _Compiler:
         names = "/".join(m.__name__ for m in members)
 
         def conv(v: Any) -> Any:
-            if type(v) is not list or len(v) != 2 or type(v[0]) is not int:
+            if type(v) is not tuple or len(v) != 2 or type(v[0]) is not int:
                 _fail(f"{where}: expected a tagged {names}")
             dec = by_tag.get(v[0])
             if dec is None:
@@ -506,9 +583,17 @@ class _Compiler:
         cname = cls.__name__
         c = self.bind(cls, "cls")
         out = ["def dec(v):",
-               f"    if v.__class__ is not _list or len(v) != {n}: "
+               f"    if v.__class__ is not _arr or len(v) != {n}: "
                f"_fail('{cname}: expected an array of {n} fields')"]
         names = [f"f{i}" for i in range(n)]
+        memo = None
+        if cls in _INTERNED:
+            memo = self.bind({}, "memo")
+            checks = " and ".join(["o is not None", *_interned_checks(cls)])
+            out[1:1] = ["    try:", f"        o = {memo}.get(v)",
+                        "    except TypeError:",   # holds a map: not an input of this type
+                        "        o = None",
+                        f"    if {checks}: return o"]
         if n:
             out.append(f"    {', '.join(names)}, = v")
         for i, f in enumerate(fields):
@@ -517,6 +602,8 @@ class _Compiler:
         for i, f in enumerate(fields):
             setter = self.bind(cls.__dict__[f.name].__set__, "s")  # the slot's descriptor
             out.append(f"    {setter}(o, {names[i]})")
+        if memo is not None:
+            out.append(f"    if len({memo}) < {INTERN_MAX}: {memo}[v] = o")
         out.append("    return o")
         return self.compile(out, "dec", cname)
 
@@ -545,15 +632,13 @@ def _json_value(v: Any, depth: int = 0) -> Any:
         if not math.isfinite(v):
             _fail("non-finite number")
         return v
-    if t is list:
-        for x in v:
-            _json_value(x, depth + 1)
-        return v
+    if t is tuple:   # arrays arrive as tuples; a JSON tree holds lists
+        return [_json_value(x, depth + 1) for x in v]
     if t is dict:
         for k, x in v.items():
             if type(k) is not str:
                 _fail("map keys must be strings")
-            _json_value(x, depth + 1)
+            v[k] = _json_value(x, depth + 1)
         return v
     _fail(f"unsupported value of type {_tname(v)}")
 

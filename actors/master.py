@@ -423,13 +423,14 @@ class Master(KernelActor):
         self._to_allocator(M.AllocAddAgent(agent_id, total, (), m.agent_info.capabilities))
 
     def _admit_agent(self, agent_id: str, sender: ActorAddress, addr_text: str,
-                     info: M.AgentInfo, total: Resources, incarnation: str) -> AgentRec:
+                     info: M.AgentInfo, total: Resources, incarnation: str, save: bool = True) -> AgentRec:
         rec = AgentRec(agent_id, sender, addr_text, info, total, self.now(), incarnation=incarnation,
                        principal=self._principal())
         self.agents[agent_id] = rec
         self.agent_by_addr[addr_text] = agent_id
         self._schedule_ping(agent_id)
-        self._save_agent(rec)
+        if save:
+            self._save_agent(rec)
         return rec
 
     @handles(M.ReregisterAgent)
@@ -466,10 +467,13 @@ class Master(KernelActor):
         if rec is not None:
             lost_before = rec.lost_tasks
             self._forget_agent(rec)
+        known = self.recovering.get(agent_id)
+        # The registry's record as the agent tells it again (after a failover): not rewritten.
+        unchanged = known is not None and known.reachable and known.address == addr_text and known.info == info
         self._recovered(agent_id)
         now = self.now()
         total = info.resources.with_role(DEFAULT_ROLE)
-        rec = self._admit_agent(agent_id, sender, addr_text, info, total, m.incarnation)
+        rec = self._admit_agent(agent_id, sender, addr_text, info, total, m.incarnation, save=not unchanged)
         for fi in m.frameworks:
             if fi.id and fi.id not in self.frameworks and fi.id not in self.removed_frameworks:
                 # Learned from the agent: the framework may re-subscribe and keep its tasks.
@@ -492,7 +496,8 @@ class Master(KernelActor):
             if fw is not None and not fw.connected and fw.failover_deadline is None:
                 self._start_failover(fw, self.now())
         reported: set[tuple[str, str]] = set()
-        running = TS.TASK_RUNNING
+        running, terminal = TS.TASK_RUNNING, M.TERMINAL_STATES
+        executors = rec.executors
         for at in m.tasks:
             fid, task = at.framework_id, at.task
             tid = task.task_id
@@ -502,7 +507,7 @@ class Master(KernelActor):
             if fw is None:
                 continue
             unreachable = fw.unreachable
-            if at.state.terminal:
+            if at.state in terminal:
                 # Ended while the agent was away: its update is still on its way (or was
                 # acknowledged already); the task is no longer unreachable.
                 gone = unreachable.pop(tid, None) if unreachable else None
@@ -521,9 +526,10 @@ class Master(KernelActor):
                 was_unreachable = True
             fw.tasks[tid] = t
             rec.tasks[(fid, tid)] = t
-            ex_rec = rec.executors.get((fid, at.executor_id))
-            if ex_rec is not None:
-                ex_rec.tasks.add(tid)
+            if executors:
+                ex_rec = executors.get((fid, at.executor_id))
+                if ex_rec is not None:
+                    ex_rec.tasks.add(tid)
             key = (fid, role)
             items = held.get(key)
             if items is None:
@@ -548,15 +554,23 @@ class Master(KernelActor):
                     t, at.state, Reason.REASON_AGENT_REREGISTERED,
                     f"agent {agent_id} re-registered"))
         allocated: list[M.Allocation] = []
-        by_role: dict[str, list[Resources]] = {}
+        role_sums: dict[str, Resources] = {}
+        held_count: dict[str, int] = {}
         for (fid, role), items in sorted(held.items()):
             res = items[0] if len(items) == 1 else Resources.total(items, role)
             allocated.append(M.Allocation(fid, role, agent_id, res))
-            by_role.setdefault(role, []).append(res)
-        for role, items in sorted(by_role.items()):
-            self._charge(rec, role, items[0] if len(items) == 1 else Resources.total(items, role))
-        for role, items in sorted(used.items()):
-            self.ledger.add(role, "used", Resources.total(items, role), now)
+            prev = role_sums.get(role)
+            role_sums[role] = res if prev is None else Resources.total([prev, res], role)
+            held_count[role] = held_count.get(role, 0) + len(items)
+        if role_sums:
+            # A new record: what it holds is all it has allocated (the sum of _charge's).
+            rec.allocated = Resources.total(list(role_sums.values()), DEFAULT_ROLE)
+        for role, res in role_sums.items():
+            self.ledger.add(role, "allocated", res, now)
+        for role, items in used.items():
+            # Every resource the role holds here is a running task's: its use is its sum.
+            same = held_count[role] == len(items)
+            self.ledger.add(role, "used", role_sums[role] if same else Resources.total(items, role), now)
         for fid, tid in sorted(lost_before - reported):
             # Cut off with the agent, and not on it any more: gone for good.
             fw = self.frameworks.get(fid)
@@ -567,9 +581,10 @@ class Master(KernelActor):
                                                           f"agent {agent_id} re-registered without the task"))
                 self._to_completed(fw, t)
         self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
-        for fid in sorted({fi.id for fi in m.frameworks} | {at.framework_id for at in m.tasks}):
-            if fid in self.removed_frameworks:
-                self.tell(sender, M.ShutdownFramework(fid))  # removed while the agent was away
+        if self.removed_frameworks:
+            for fid in sorted({fi.id for fi in m.frameworks} | {at.framework_id for at in m.tasks}):
+                if fid in self.removed_frameworks:
+                    self.tell(sender, M.ShutdownFramework(fid))  # removed while the agent was away
         self._to_allocator(M.AllocAddAgent(agent_id, total, tuple(allocated), info.capabilities))
 
     # ------------------------------------------------------------------ who may do what

@@ -24,7 +24,19 @@ import enum
 from dataclasses import dataclass, field
 from typing import Union
 
-from .codec import Count, Id, Json, OptId, Role, Seconds, memoize, message, union_member, value
+from .codec import (
+    Count,
+    Id,
+    Json,
+    OptId,
+    Role,
+    Seconds,
+    intern_values,
+    memoize,
+    message,
+    union_member,
+    value,
+)
 from .resources import EMPTY, Resources
 
 Labels = tuple[tuple[str, str], ...]
@@ -1001,3 +1013,4 @@ class UpdateQuota:
 
 # The health checks and heartbeats repeat byte for byte: decode each distinct one once.
 memoize(Ping, Pong, Heartbeat)
+intern_values(CommandInfo, FrameworkInfo)

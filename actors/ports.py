@@ -136,14 +136,17 @@ class MemoryStore:
     """A :class:`Store` in a dict that outlives the actor (the simulator keeps one per
     actor, as a host keeps a work directory).
 
-    It keeps the values themselves and packs them when they are read back: the same
-    bytes as a store that packs at once, without packing what is never read (most
-    checkpoints of a simulated run are overwritten before any restart).  The values
-    are immutable, so nothing changes them in between.
+    By default it keeps the values themselves and packs them when they are read back:
+    the same bytes as a store that packs at once, without packing what is never read
+    (most checkpoints of a simulated run are overwritten before any restart).  The
+    values are immutable, so nothing changes them in between.  With ``pack_on_put``
+    it packs at once, as a store on disk does: the writer pays for it, and a reader
+    (a new master loading its registry) pays only for decoding.
     """
 
-    def __init__(self, records: dict[str, Any] | None = None) -> None:
+    def __init__(self, records: dict[str, Any] | None = None, pack_on_put: bool = False) -> None:
         self.records: dict[str, Any] = {} if records is None else records
+        self.pack_on_put = pack_on_put
         self.writes = 0
 
     def load(self) -> dict[str, bytes]:
@@ -153,7 +156,7 @@ class MemoryStore:
         return out
 
     def put(self, key: str, value: Any) -> None:
-        self.records[key] = value
+        self.records[key] = pack_value(value) if self.pack_on_put else value
         self.writes += 1
 
     def delete(self, key: str) -> None:

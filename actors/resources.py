@@ -319,6 +319,13 @@ class Resources:
         without a Resources made for every partial sum (role mixing is not checked)."""
         s: dict[str, int] = {}
         r: dict[str, Ranges] = {}
+        if items.__class__ is list and len(items) > 1:
+            first = items[0]
+            n = len(items)
+            if not first._ranges and items.count(first) == n:
+                # n times the same value (tasks of one shape: decoded values are shared)
+                s = {k: v * n for k, v in first._scalars.items()}
+                items = ()
         for res in items:
             for k, v in res._scalars.items():
                 s[k] = s.get(k, 0) + v
@@ -509,10 +516,33 @@ class Resources:
 
     @classmethod
     def from_wire(cls, value: Any) -> Resources:
-        """Rebuild from the wire form, validating every part (raises ResourceError)."""
-        if value.__class__ is not list or len(value) != 3:
+        """Rebuild from the wire form, validating every part (raises ResourceError).
+
+        Scalar-only forms seen before give the value made then (Resources are immutable):
+        a cluster's tasks come in a few shapes, sent over and over."""
+        if (value.__class__ is not tuple and value.__class__ is not list) or len(value) != 3:
             raise ResourceError("resources must be [role, scalars, ranges]")
         role, scalars, ranges = value
+        if ranges.__class__ is dict and not ranges and scalars.__class__ is dict:
+            key = (role, *scalars.items())
+            try:
+                hit = _FROM_WIRE.get(key)
+            except TypeError:   # an unhashable amount: refused below
+                hit = None
+            if hit is not None and role.__class__ is str:
+                for _, v in key[1:]:   # equal is not enough: 1 == 1.0 == True
+                    if v.__class__ is not int:
+                        break
+                else:
+                    return hit
+            res = cls._from_wire(role, scalars, ranges)
+            if len(_FROM_WIRE) < _CACHE_MAX:
+                _FROM_WIRE[key] = res
+            return res
+        return cls._from_wire(role, scalars, ranges)
+
+    @classmethod
+    def _from_wire(cls, role: Any, scalars: Any, ranges: Any) -> Resources:
         if role.__class__ is not str:
             raise ResourceError("resource role must be a string")
         if role not in _ROLES_SEEN:
@@ -535,7 +565,7 @@ class Resources:
             return cls._make(s, {}, role)
         rng = {}
         for k, iv in ranges.items():
-            if iv.__class__ is not list:
+            if iv.__class__ is not tuple and iv.__class__ is not list:
                 raise ResourceError(f"ranges of {k!r} must be a list")
             norm = normalize_ranges(iv)
             if norm:
@@ -556,6 +586,7 @@ EMPTY = Resources._make({}, {}, DEFAULT_ROLE)
 _CACHE_MAX = 10_000
 _NAMES_SEEN: set[str] = set(SCALAR_NAMES)
 _ROLES_SEEN: set[str] = {DEFAULT_ROLE}
+_FROM_WIRE: dict[tuple[Any, ...], Resources] = {}   # scalar-only wire forms already rebuilt
 
 
 def _display_order(scalars: Mapping[str, int]) -> list[tuple[str, int]]:

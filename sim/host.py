@@ -607,9 +607,12 @@ def clock(actor: Any, settings: dict[str, Any]) -> Callable[[], float]:
 
 
 def store(actor: Any, settings: dict[str, Any]) -> MemoryStore:
-    """The actor's durable records: one dict per component and name, kept by the host."""
+    """The actor's durable records: one dict per component and name, kept by the host.
+    The master's registry is packed as it is written (few writes, all read by the next
+    master); agents' checkpoints only if they are read back (many writes, most never read)."""
     host = actor._myRef.host
-    return MemoryStore(host.stores.setdefault(f"{actor.component}:{actor.name}", {}))
+    return MemoryStore(host.stores.setdefault(f"{actor.component}:{actor.name}", {}),
+                       pack_on_put=actor.component == "master")
 
 
 def addresses(actor: Any, settings: dict[str, Any]) -> Addresses:

@@ -76,3 +76,78 @@ def test_only_registered_messages_encode():
         encode(task())
     with pytest.raises(TypeError):
         encode(object())
+
+
+# ---------------------------------------------------------------- interned values and shared resources
+
+def _launch(command_wire, resources_wire=("*", {"cpus": 100, "mem": 32000}, {})):
+    """The wire bytes of a RunTask whose task has this command and these resources."""
+    fw = ["web", "", ["*"], [], 3600.0, "fw", "", "", True, []]
+    ti = ["t1", "t1", "", list(resources_wire), command_wire, None, [], None]
+    return msgpack.packb([1, tag_of(M.RunTask), [fw, ti]])
+
+
+def test_an_interned_command_is_decoded_once_and_shared():
+    cmd = ["sleep 1234.5", True, ["a", "b"], [["K", "V"]], ""]
+    a, b = decode(_launch(cmd)), decode(_launch(cmd))
+    assert a.task.command == M.CommandInfo("sleep 1234.5", True, ("a", "b"), (("K", "V"),))
+    assert a.task.command is b.task.command          # the same value: decoded once
+    assert a.framework is b.framework
+    assert a.task.resources is b.task.resources      # a shape seen before: the same Resources
+
+
+@pytest.mark.parametrize("shell", [1, 1.0])
+def test_an_interned_value_still_checks_types_on_a_hit(shell):
+    # (..., True, ...) is interned first; (..., 1, ...) is equal to it as a tuple but not
+    # a boolean, and must be refused as it would be on a first decode.
+    decode(_launch(["sleep 99", True, [], [], ""]))
+    with pytest.raises(CodecError, match=r"CommandInfo\.shell: expected a boolean"):
+        decode(_launch(["sleep 99", shell, [], [], ""]))
+
+
+def test_a_float_field_of_an_interned_value_refuses_a_boolean_on_a_hit():
+    fw = ["web", "", ["*"], [], 1.0, "fw", "", "", True, []]
+    ok = msgpack.packb([1, tag_of(M.Subscribe), [fw, []]])
+    bad = msgpack.packb([1, tag_of(M.Subscribe), [[*fw[:4], True, *fw[5:]], []]])
+    assert decode(ok).framework_info.failover_timeout == 1.0
+    with pytest.raises(CodecError, match="failover_timeout: expected a number, got bool"):
+        decode(bad)
+
+
+@pytest.mark.parametrize("wire,words", [
+    (("*", {"cpus": 100.0, "mem": 32000}, {}), "invalid fixed-point amount for 'cpus'"),
+    (("*", {"cpus": True, "mem": 32000}, {}), "invalid fixed-point amount for 'cpus'"),
+    (("*", {"cpus": 100, "mem": 32000}, 0), "scalars and ranges must be maps"),
+    (("*", {"cpus": 100, "mem": [1]}, {}), "invalid fixed-point amount for 'mem'"),
+])
+def test_shared_resources_are_only_given_for_the_same_valid_form(wire, words):
+    decode(_launch(["true", True, [], [], ""], ("*", {"cpus": 100, "mem": 32000}, {})))
+    with pytest.raises(CodecError, match=words):
+        decode(_launch(["true", True, [], [], ""], wire))
+
+
+@pytest.mark.parametrize("labels,words", [
+    ([["k"]], "TaskInfo.labels: expected arrays of 2 strings"),
+    ([["k", 1]], "TaskInfo.labels: expected arrays of 2 strings"),
+    (["kv"], "TaskInfo.labels: expected arrays of 2 strings"),
+    ({"k": "v"}, "TaskInfo.labels: expected an array, got dict"),
+])
+def test_string_pairs_are_checked_in_place(labels, words):
+    fw = ["web", "", ["*"], [], 3600.0, "fw", "", "", True, []]
+    ti = ["t1", "t1", "", ["*", {"cpus": 100}, {}], None, None, labels, None]
+    with pytest.raises(CodecError, match=words):
+        decode(msgpack.packb([1, tag_of(M.RunTask), [fw, ti]]))
+
+
+def test_json_arrays_decode_as_lists():
+    m = decode(encode(M.Configure("a", "b", {"x": [1, [2, {"y": [3]}]]})))
+    assert m.settings == {"x": [1, [2, {"y": [3]}]]}
+    assert type(m.settings["x"]) is list and type(m.settings["x"][1][1]["y"]) is list
+
+
+def test_only_plain_values_may_be_interned():
+    with pytest.raises(TypeError, match="cannot be interned"):
+        codec.intern_values(M.TaskInfo)          # holds Resources
+    codec.validate_all()
+    with pytest.raises(RuntimeError, match="compiled already"):
+        codec.intern_values(M.Ping)

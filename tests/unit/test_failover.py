@@ -83,6 +83,7 @@ def test_a_new_master_rebuilds_agents_tasks_and_frameworks_and_loses_nothing():
                            for t in a.tasks.values() if t.state == TS.TASK_RUNNING}
         seen["connected"] = [f.id for f in m.frameworks.values() if f.connected]
         seen["allocated"] = m.ledger.view(c.host.now)["*"]["allocated"]["cpus"]
+        seen["registry_writes"] = m.registry.writes
 
     r = Run({"at": AT, "kind": "master_failover"}, probes={AT - 0.001: before, AT + 5: after})
     assert len(seen["tasks"]) == 80                      # the cluster was full
@@ -91,6 +92,9 @@ def test_a_new_master_rebuilds_agents_tasks_and_frameworks_and_loses_nothing():
     assert seen["connected"] == [seen["fid"]]            # the framework kept its id
     assert seen["allocated"] == 80                       # the accounts were rebuilt too
     assert seen["master"].stats["registry_agents"] == 20
+    # the agents came back as the registry knew them: their records are not written again
+    # (only the framework's, which names its new address)
+    assert seen["registry_writes"] == 1
     s = r.summary
     assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0 and s["tasks_failed"] == 0
     rec = s["master_recoveries"]

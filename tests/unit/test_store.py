@@ -21,10 +21,12 @@ def test_a_value_comes_back_as_the_bytes_the_codec_packed(tmp_path):
     assert loaded == {"agent": pack_value(rec), "weights": pack_value("just a string")}
     assert unpack_value(M.AgentCheckpoint, loaded["agent"]) == rec
     # The same bytes as the simulator's store: the actors cannot tell them apart.
-    mem = MemoryStore()
-    mem.put("agent", rec)
-    mem.put("weights", "just a string")
-    assert mem.load() == loaded
+    for pack_on_put in (False, True):   # (True: a master's registry, packed as written)
+        mem = MemoryStore(pack_on_put=pack_on_put)
+        mem.put("agent", rec)
+        mem.put("weights", "just a string")
+        assert mem.load() == loaded
+        assert (type(mem.records["agent"]) is bytes) is pack_on_put
     # A second store on the same directory (the restarted actor) reads the same.
     assert FileStore(str(tmp_path / "r")).load() == loaded
 
