@@ -172,6 +172,11 @@ class KernelActor(Actor):
 
     # ------------------------------------------------------------------ the door
 
+    #: An actor may answer some bytes before they are decoded (the master: a retried
+    #: re-registration, byte for byte one it handled): a callable (bytes, sender) giving
+    #: True when it took care of them.  Called after authentication.
+    _before_decode: Callable[[bytes, ActorAddress], bool] | None = None
+
     def receiveMessage(self, msg: Any, sender: ActorAddress) -> None:
         if type(msg) is bytes:
             self.received += 1
@@ -183,6 +188,8 @@ class KernelActor(Actor):
                     self.stats["auth_refused_" + e.reason] += 1
                     self.drop(f"authentication failed: {e}", sender)
                     return
+            if self._before_decode is not None and self._before_decode(msg, sender):
+                return
             try:
                 m = decode(msg)
             except CodecError as e:

@@ -34,6 +34,7 @@ changes nothing.  See docs/security.md.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 from collections import deque
 from collections.abc import Iterable
@@ -55,7 +56,7 @@ from .acl import (
     ACLError,
 )
 from .base import ConfigError, KernelActor, handles, setting
-from .codec import CodecError, encode, unpack_value
+from .codec import CodecError, encode, peek_tag, tag_of, unpack_value
 from .messages import Capability, Reason, Source, TaskState
 from .quota import Quota, QuotaError, amounts, validate
 from .quota import from_wire as quota_from_wire
@@ -63,6 +64,10 @@ from .resources import DEFAULT_ROLE, EMPTY, ResourceError, Resources
 
 TS = TaskState
 VERSION = "0.1.0"
+
+
+_REREGISTER_TAG = tag_of(M.ReregisterAgent)
+assert _REREGISTER_TAG < 0x80   # a positive fixint on the wire
 
 
 @dataclass(slots=True)
@@ -190,6 +195,11 @@ class Master(KernelActor):
         self.acl: ACL | None = None                      # None: nothing is authorized (all allowed)
         self.master_principals: frozenset[str] = frozenset({"master"})
         self.recovering: dict[str, M.AgentRecord] = {}   # registry agents not re-registered yet
+        # The digest of the last re-registration handled from each agent (and back): a retry
+        # that is the same bytes is answered without decoding them again.
+        self._rereg_digests: dict[bytes, str] = {}
+        self._rereg_digest_of: dict[str, bytes] = {}
+        self._rereg_digest_now: bytes | None = None
         self.recovered_at: float | None = None
         self._failover_heap: list[tuple[float, str]] = []
         self._launch_checks: deque[tuple[float, str, str]] = deque()   # (due, framework, task)
@@ -433,8 +443,44 @@ class Master(KernelActor):
             self._save_agent(rec)
         return rec
 
+    def _before_decode(self, data: bytes, sender: ActorAddress) -> bool:
+        """A retried re-registration, the same bytes as the last one handled from a known,
+        reachable agent at the same address (and principal): what decoding it would do -
+        answer again, the agent is alive - without decoding it.  Agents retry while they
+        wait; after a failover the master's queue holds many such retries, each as large as
+        the cluster's share on that agent."""
+        if len(data) < 3 or data[2] != _REREGISTER_TAG or peek_tag(data) != _REREGISTER_TAG:
+            return False   # (the tag is a one-byte integer, third in the envelope)
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        self._rereg_digest_now = digest
+        agent_id = self._rereg_digests.get(digest)
+        if agent_id is None:
+            return False
+        rec = self.agents.get(agent_id)
+        if rec is None or not rec.reachable or not self.configured:
+            return False
+        if self.authenticates and rec.principal != self.peer_principal:
+            return False   # decoded, checked and dropped as any other
+        if self.address_text(sender) != rec.addr_text:
+            return False   # the agent moved: the full path updates its address
+        self._rereg_digest_now = None
+        rec.missed_pings, rec.pong_pending = 0, False
+        self.stats["reregistrations_retried"] += 1
+        self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
+        return True
+
+    def _handled_reregistration(self, agent_id: str, digest: bytes | None) -> None:
+        if digest is None:
+            return
+        old = self._rereg_digest_of.get(agent_id)
+        if old is not None:
+            self._rereg_digests.pop(old, None)
+        self._rereg_digests[digest] = agent_id
+        self._rereg_digest_of[agent_id] = digest
+
     @handles(M.ReregisterAgent)
     def _reregister_agent(self, m: M.ReregisterAgent, sender: ActorAddress) -> None:
+        digest, self._rereg_digest_now = self._rereg_digest_now, None   # of these bytes
         if self._agent_unauthorized(sender, None, m.agent_info.id):
             return
         info = m.agent_info
@@ -457,6 +503,7 @@ class Master(KernelActor):
                 rec.incarnation = m.incarnation
                 self._drop_missing(rec, {(at.framework_id, at.task.task_id) for at in m.tasks})
             self.tell(sender, M.AgentReregistered(agent_id, self.master_id, self.ping_interval))
+            self._handled_reregistration(agent_id, digest)
             return
         other = self.agent_by_addr.get(addr_text)
         if other is not None and other != agent_id and other in self.agents:
@@ -586,6 +633,7 @@ class Master(KernelActor):
                 if fid in self.removed_frameworks:
                     self.tell(sender, M.ShutdownFramework(fid))  # removed while the agent was away
         self._to_allocator(M.AllocAddAgent(agent_id, total, tuple(allocated), info.capabilities))
+        self._handled_reregistration(agent_id, digest)
 
     # ------------------------------------------------------------------ who may do what
 
@@ -762,6 +810,9 @@ class Master(KernelActor):
 
     def _forget_agent(self, rec: AgentRec) -> None:
         self.agents.pop(rec.id, None)
+        digest = self._rereg_digest_of.pop(rec.id, None)
+        if digest is not None:
+            self._rereg_digests.pop(digest, None)
         if self.agent_by_addr.get(rec.addr_text) == rec.id:
             del self.agent_by_addr[rec.addr_text]
         if self.unreachable_by_addr.get(rec.addr_text) == rec.id:

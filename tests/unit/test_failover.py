@@ -104,6 +104,39 @@ def test_a_new_master_rebuilds_agents_tasks_and_frameworks_and_loses_nothing():
     assert 0 < s["master_recovery_seconds"] <= 1.1
 
 
+def test_a_retried_reregistration_is_answered_without_decoding_it_again():
+    # Agents retry while they wait for an answer; after a failover the master's queue holds
+    # many retries. One that is the same bytes as the last re-registration it handled from
+    # that agent (same id, incarnation, tasks, address) is answered without decoding.
+    seen: dict[str, Any] = {}
+
+    def retry(c):
+        m, a = c.host.actor("master"), c.host.actor("agent-3")
+        seen["tasks"] = sorted(m.agents[a.agent_id].tasks)
+        a._register()
+        a._register()                      # the same bytes again: a retry
+
+    def changed(c):
+        m, a = c.host.actor("master"), c.host.actor("agent-3")
+        seen["after_retry"] = (m.stats["reregistrations_retried"], sorted(m.agents[a.agent_id].tasks))
+        a.incarnation += "-new"            # other bytes: decoded and handled in full
+        a._register()
+
+    def again(c):
+        m, a = c.host.actor("master"), c.host.actor("agent-3")
+        seen["after_change"] = (m.stats["reregistrations_retried"], m.agents[a.agent_id].incarnation)
+        a._register()                      # the same bytes as the one just handled
+
+    def end(c):
+        seen["after_again"] = c.host.actor("master").stats["reregistrations_retried"]
+
+    Run(probes={10.0: retry, 10.5: changed, 11.0: again, 11.5: end})
+    assert seen["after_retry"] == (1, seen["tasks"])
+    retried, incarnation = seen["after_change"]
+    assert retried == 1 and incarnation.endswith("-new")
+    assert seen["after_again"] == 2
+
+
 def test_a_master_restarted_at_another_address_is_followed_by_its_agents_and_frameworks():
     # On a real host a master started again is a new actor process with a new address, known
     # to nobody: its calls name a new master id, and that is enough to follow it.
