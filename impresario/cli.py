@@ -5,7 +5,7 @@
     impresario local [--agents N] [--tasks M] [--out DIR]      a whole cluster on loopback, one batch
     impresario sim SCENARIO.toml [--out DIR] [--seed N]        a scenario in virtual time
     impresario master [--port 5050] [--listen IP] [--work-dir DIR]   a master for a real cluster
-    impresario agent --master HOST:PORT [--port 5051] [--work-dir DIR]   an agent joining it
+    impresario agent --master HOST:PORT[,HOST:PORT...] [--port 5051] [--work-dir DIR]   an agent joining it
     impresario state [--master HOST:PORT]                      the master's state, as JSON
     impresario execute (--master HOST:PORT | --local) --cpus X --mem SIZE -- CMD [ARG...]
     impresario framework package.module:Class --master HOST:PORT
@@ -36,6 +36,8 @@ from . import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 BATCH = "actors.batch:BatchFramework"
+MASTERS_HELP = ("HOST:PORT of the master; several (comma-separated, or the option repeated): the first that "
+                "answers is joined, the others are fallen back on, in order, when it goes silent")
 
 
 class UsageError(Exception):
@@ -56,14 +58,28 @@ def _frame_size(text: str) -> int:
     return size
 
 
-def _positive(text: str) -> float:
+def _number(text: str, kind: type = float, least: float = 0, above: bool = False) -> Any:
+    """``text`` as a ``kind`` at least ``least`` (above it, with ``above``), or a usage error."""
     try:
-        v = float(text)
+        v = kind(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+    if v < least or (above and v == least):
+        bound = f"be above {least}" if above else ("not be negative" if least == 0 else f"be at least {least}")
+        raise argparse.ArgumentTypeError(f"must {bound}: {text!r}")
     return v
+
+
+def _positive(text: str) -> float:
+    return float(_number(text))
+
+
+def _above_zero(text: str) -> float:
+    return float(_number(text, above=True))
+
+
+def _at_least_one(text: str) -> int:
+    return int(_number(text, int, 1))
 
 
 def _hostport(text: str, default_port: int = 5050) -> tuple[str, int]:
@@ -73,6 +89,23 @@ def _hostport(text: str, default_port: int = 5050) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     return host, int(port)
+
+
+def _hostports(text: str) -> list[tuple[str, int]]:
+    """``HOST:PORT``, or several separated by commas: masters, tried in that order."""
+    parts = [t.strip() for t in text.split(",")]
+    if not all(parts):
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT[,HOST:PORT...], got {text!r}")
+    return [_hostport(t) for t in parts]
+
+
+def _masters(args: argparse.Namespace) -> list[tuple[str, int]]:
+    """The ``--master`` addresses given (each once, in order), else the local default."""
+    out: list[tuple[str, int]] = []
+    for hp in args.master or [("127.0.0.1", 5050)]:
+        if hp not in out:
+            out.append(hp)
+    return out
 
 
 def _say(*parts: Any) -> None:
@@ -394,7 +427,11 @@ def cmd_master(args: argparse.Namespace) -> int:
                           "allocation_interval": args.allocation_interval, **auth_settings},
                          _base_ports() + auth_ports)
         settings: dict[str, Any] = {"master_id": master_id, "allocator": address_text(allocator),
-                                    "work_dir": work_dir, "store_fsync": args.fsync, **auth_settings}
+                                    "work_dir": work_dir, "store_fsync": args.fsync,
+                                    "agent_ping_timeout": args.agent_ping_timeout,
+                                    "max_agent_ping_timeouts": args.max_agent_ping_timeouts,
+                                    "heartbeat_interval": args.heartbeat_interval,
+                                    "agent_reregister_timeout": args.agent_reregister_timeout, **auth_settings}
         if acls is not None:
             settings["acls"] = acls
         client.configure(master, "master", "master", settings,
@@ -415,31 +452,41 @@ def cmd_master(args: argparse.Namespace) -> int:
         system.shutdown()
 
 
-def _join(master: tuple[str, int], listen: str | None, port: int | None, log_path: str | None,
+def _join(masters: list[tuple[str, int]], listen: str | None, port: int | None, log_path: str | None,
           log_level: str, max_frame: int | None = None, actor_packages: tuple[str, ...] = (),
-          timeout: float = 30.0, auth: Any = None, principal: str = "operator") -> tuple[Any, Any]:
-    """Start a Thespian system joined to the master's convention; find the master actor.
+          timeout: float = 30.0, auth: Any = None, principal: str = "operator") -> tuple[Any, Any, tuple[str, int]]:
+    """Start a Thespian system joined to the convention of the first of ``masters`` that
+    answers; find the master actor there.  Returns the system, the master's address and
+    the ``HOST:PORT`` it was found at.
 
     It listens on ``listen``; by default on loopback for a master there, else on this
     host's address on the route to the master."""
-    from .cluster import (
-        MASTER_CLASS,
-        MASTER_GLOBAL_NAME,
-        KernelError,
-        System,
-        free_port,
-        log_defs,
-    )
+    from .cluster import KernelError, System, free_port, log_defs
 
-    host, mport = master
-    try:
-        with socket.create_connection((host, mport), timeout=5):
-            pass
-    except OSError as e:
-        raise KernelError(f"no master at {host}:{mport} ({e.strerror or e})") from None
-    bind = _listen(listen or ("127.0.0.1" if _is_loopback(host) else _route_to(host, mport)))
-    system = System({"Admin Port": port or free_port(bind), "Convention Address.IPv4": (host, mport)},
-                    log_defs(log_path, log_level), bind, max_frame, actor_packages)
+    failures = []
+    for host, mport in masters:
+        try:
+            with socket.create_connection((host, mport), timeout=5):
+                pass
+        except OSError as e:
+            failures.append(f"{host}:{mport} ({e.strerror or e})")
+            continue
+        bind = _listen(listen or ("127.0.0.1" if _is_loopback(host) else _route_to(host, mport)))
+        system = System({"Admin Port": port or free_port(bind), "Convention Address.IPv4": (host, mport)},
+                        log_defs(log_path, log_level), bind, max_frame, actor_packages)
+        addr, why = _find_master(system, timeout, auth, principal)
+        if addr is not None:
+            return system, addr, (host, mport)
+        system.shutdown()
+        failures.append(f"{host}:{mport} ({why})")
+    raise KernelError("no master at " + "; ".join(failures))
+
+
+def _find_master(system: Any, timeout: float, auth: Any, principal: str) -> tuple[Any, str]:
+    """The configured master actor of the convention ``system`` joined, found by its global
+    name; or None and why not."""
+    from .cluster import MASTER_CLASS, MASTER_GLOBAL_NAME
+
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -448,15 +495,53 @@ def _join(master: tuple[str, int], listen: str | None, port: int | None, log_pat
                                            globalName=MASTER_GLOBAL_NAME)
             stats = _client(system.asys, auth, principal).query(addr, "stats", timeout=10)
             if stats.get("configured"):
-                return system, addr
+                return addr, ""
             last = "the master there is not configured"
         except Exception as e:  # not joined yet, or nobody there
             last = str(e) or type(e).__name__
         time.sleep(0.5)
-    system.shutdown()
     if auth is None:
         last += "; a master that authenticates drops unsigned calls: give --secrets FILE"
-    raise KernelError(f"no master at {host}:{mport} ({last})")
+    return None, last
+
+
+def _other_masters(masters: list[tuple[str, int]], found_at: tuple[str, int], master: Any, listen: str,
+                   max_frame: int | None, auth: Any, principal: str) -> list[str]:
+    """Where masters may run, for an agent or a framework to follow: the master it joined,
+    then every other of ``masters`` (in their order, from the one after it) whose master
+    actor answers now.
+
+    Each other master is looked up once, at start, through a short-lived system joined to
+    its own convention; after that the actors find masters by their own heartbeats, never
+    through a convention.  One that does not answer now is named and left out (a master
+    that starts later with a registry calls its agents and frameworks back itself)."""
+    from .cluster import System, address_text, free_port
+
+    out = [address_text(master)]
+    i = masters.index(found_at)
+    for host, mport in masters[i + 1:] + masters[:i]:
+        try:
+            with socket.create_connection((host, mport), timeout=5):
+                pass
+        except OSError as e:
+            _say(f"  master {host}:{mport} not reachable now ({e.strerror or e}); left out")
+            continue
+        system = System({"Admin Port": free_port(listen), "Convention Address.IPv4": (host, mport)},
+                        None, listen, max_frame)
+        try:
+            addr, why = _find_master(system, 15.0, auth, principal)
+        finally:
+            system.shutdown()
+        if addr is None:
+            _say(f"  master {host}:{mport} not found ({why}); left out")
+        elif address_text(addr) not in out:
+            out.append(address_text(addr))
+    return out
+
+
+def _standby_text(candidates: list[str]) -> str:
+    n = len(candidates) - 1
+    return f" ({n} other master{'s' if n > 1 else ''} to fall back on)" if n else ""
 
 
 def _listen(address: str) -> str:
@@ -502,19 +587,22 @@ def cmd_agent(args: argparse.Namespace) -> int:
         address_text,
     )
 
-    if not args.listen and not _is_loopback(args.master[0]):
-        raise UsageError(f"the master {args.master[0]} is not on this host's loopback: give --listen, "
+    masters = _masters(args)
+    away = [h for h, _ in masters if not _is_loopback(h)]
+    if not args.listen and away:
+        raise UsageError(f"the master {away[0]} is not on this host's loopback: give --listen, "
                          "this host's address on the cluster's network")
     containerizer = _containerizer(args)
     auth = _auth(args)
     auth_settings, auth_ports = _signs_as(auth, args.principal)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = os.path.join(args.work_dir, "agent.log")
-    system, master = _join(args.master, args.listen, args.port, log_path, args.log_level, args.max_frame,
-                           auth=auth, principal=args.principal)
+    system, master, at = _join(masters, args.listen, args.port, log_path, args.log_level, args.max_frame,
+                               auth=auth, principal=args.principal)
     try:
+        candidates = _other_masters(masters, at, master, system.listen, args.max_frame, auth, args.principal)
         agent = system.asys.createActor(AGENT_CLASS)
-        settings: dict[str, Any] = {"master": address_text(master), "work_dir": args.work_dir,
+        settings: dict[str, Any] = {"master": address_text(master), "masters": candidates, "work_dir": args.work_dir,
                                     "executor_ports": EXECUTOR_PORTS + [list(p) for p in auth_ports],
                                     **auth_settings, "output_tail_bytes": 16384,
                                     "seed": uuid.uuid4().int % 2**31, "containerizer": containerizer,
@@ -542,7 +630,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         tasks = sum(len(e["tasks"]) for e in state["executors"])
         recovered = f"recovered {tasks} tasks from its checkpoint, " if tasks else ""
         _say(f"impresario agent {state['agent_id']} listening on {system.listen}:{args.port}{_everywhere(system)} "
-             f"registered with {args.master[0]}:{args.master[1]}, {recovered}offering {offered}; log {log_path}; "
+             f"registered with {at[0]}:{at[1]}{_standby_text(candidates)}, {recovered}offering {offered}; log {log_path}; "
              "Ctrl-C to stop")
         _wait_for_signal()
         return EXIT_OK
@@ -553,8 +641,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
 
     auth = _auth(args)
-    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
-                           principal=args.principal)
+    system, master, _ = _join(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
+                              principal=args.principal)
     try:
         state = _client(system.asys, auth, args.principal).query(master, "state")
         json.dump(state, sys.stdout, indent=2)
@@ -580,8 +668,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
             raise UsageError(f"expected ROLE=WEIGHT with a valid role and a positive weight, got {item!r}")
         weights.append((role, w))
     auth = _auth(args)
-    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
-                           principal=args.principal)
+    system, master, _ = _join(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
+                              principal=args.principal)
     try:
         reply = _client(system.asys, auth, args.principal).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
         return _operator_reply(reply)
@@ -606,8 +694,8 @@ def cmd_quota(args: argparse.Namespace) -> int:
     if quota.is_empty() and not args.remove:
         raise UsageError("give --guarantee and/or --limit, or --remove")
     auth = _auth(args)
-    system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
-                           principal=args.principal)
+    system, master, _ = _join(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
+                              principal=args.principal)
     try:
         reply = _client(system.asys, auth, args.principal).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
         return _operator_reply(reply)
@@ -653,11 +741,14 @@ def cmd_execute(args: argparse.Namespace) -> int:
         else:
             auth = _auth(args)
             auth_settings, auth_ports = _signs_as(auth, args.principal)
-            system, master = _join(args.master, None, None, None, "WARNING", args.max_frame, auth=auth,
-                                   principal=args.principal)
+            masters = _masters(args)
+            system, master, at = _join(masters, None, None, None, "WARNING", args.max_frame, auth=auth,
+                                       principal=args.principal)
+            candidates = _other_masters(masters, at, master, system.listen, args.max_frame, auth, args.principal)
             fw = system.asys.createActor(BATCH.replace(":", "."))
             client = _client(system.asys, auth, args.principal)
-            client.configure(fw, "framework", "execute", {"master": address_text(master), "name": "execute",
+            client.configure(fw, "framework", "execute", {"master": address_text(master), "masters": candidates,
+                                                          "name": "execute",
                                                           **settings, **auth_settings}, _base_ports() + auth_ports)
         assert client is not None
         _say(f"  launching `{command}` ({args.cpus:g} cpus, {args.mem:g} MiB"
@@ -704,15 +795,18 @@ def cmd_framework(args: argparse.Namespace) -> int:
         settings["roles"] = args.role
     auth = _auth(args)
     auth_settings, auth_ports = _signs_as(auth, args.principal)
-    system, master = _join(args.master, args.listen, None, None, args.log_level, args.max_frame,
-                           actor_packages=(cls.__module__,), auth=auth, principal=args.principal)
+    masters = _masters(args)
+    system, master, at = _join(masters, args.listen, None, None, args.log_level, args.max_frame,
+                               actor_packages=(cls.__module__,), auth=auth, principal=args.principal)
     try:
+        candidates = _other_masters(masters, at, master, system.listen, args.max_frame, auth, args.principal)
         fw = system.asys.createActor(f"{cls.__module__}.{cls.__qualname__}")
         client = _client(system.asys, auth, args.principal)
         name = args.name or cls.__name__
-        client.configure(fw, "framework", name, {"master": address_text(master), "name": name,
+        client.configure(fw, "framework", name, {"master": address_text(master), "masters": candidates,
+                                                 "name": name,
                                                  **auth_settings, **settings}, _base_ports() + auth_ports)
-        _say(f"impresario framework {name} ({args.class_path}) subscribed to {args.master[0]}:{args.master[1]}, "
+        _say(f"impresario framework {name} ({args.class_path}) subscribed to {at[0]}:{at[1]}{_standby_text(candidates)}, "
              f"listening on {system.listen}{_everywhere(system)}")
         stop = {"now": False}
         signal.signal(signal.SIGINT, lambda *a: stop.update(now=True))
@@ -845,6 +939,17 @@ def parser() -> argparse.ArgumentParser:
                         "of the master's processes (default: off)")
     q.add_argument("--master-id", help="this master's id (default: hostname and a random suffix)")
     q.add_argument("--allocation-interval", type=float, default=1.0, help="seconds between batch allocations")
+    q.add_argument("--agent-ping-timeout", type=_above_zero, default=15.0,
+                   help="seconds between the master's pings of each agent (default 15, as Mesos)")
+    q.add_argument("--max-agent-ping-timeouts", type=_at_least_one, default=5,
+                   help="pings an agent may miss before it is unreachable (default 5); an agent takes the master "
+                        "for lost after one more interval of silence")
+    q.add_argument("--heartbeat-interval", type=_above_zero, default=15.0,
+                   help="seconds between the master's heartbeats to each framework (default 15); a framework "
+                        "takes the master for lost after 5 silent intervals")
+    q.add_argument("--agent-reregister-timeout", type=_above_zero, default=600.0,
+                   help="after a failover, seconds the agents of the registry have to re-register before they "
+                        "are unreachable (default 600)")
     _auth_options(q, "master")
     q.add_argument("--acls", metavar="FILE",
                    help="the ACLs (JSON, Mesos-like: register_agents, register_frameworks, run_tasks, "
@@ -855,7 +960,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_master)
 
     q = sub.add_parser("agent", help="run an agent that joins a master")
-    q.add_argument("--master", type=_hostport, required=True, help="HOST:PORT of the master")
+    q.add_argument("--master", type=_hostports, action="extend", required=True, help=MASTERS_HELP)
     q.add_argument("--port", type=int, default=5051, help="this agent system's port (default 5051)")
     q.add_argument("--listen",
                    help="the address to listen on and publish; 0.0.0.0 listens on every interface "
@@ -879,7 +984,8 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_agent)
 
     q = sub.add_parser("state", help="print the master's state as JSON")
-    q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    q.add_argument("--master", type=_hostports, action="extend",
+                   help="HOST:PORT (default 127.0.0.1:5050); several, comma-separated: the first that answers")
     _auth_options(q, "operator")
     q.set_defaults(func=cmd_state)
 
@@ -887,7 +993,7 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one command task and show its output (the last 16 KiB), its terminal "
                                    "state and reason. Exits 0 only if it FINISHED.")
     where = q.add_mutually_exclusive_group(required=True)
-    where.add_argument("--master", type=_hostport, help="HOST:PORT of a running master")
+    where.add_argument("--master", type=_hostports, action="extend", help=MASTERS_HELP)
     where.add_argument("--local", action="store_true", help="start a one-agent cluster on loopback for it")
     q.add_argument("--cpus", type=_positive, default=0.1)
     q.add_argument("--mem", type=_size, default=64.0, help="64MiB, 1GiB, or MiB")
@@ -901,7 +1007,7 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("framework", help="run your own framework class against a master")
     q.add_argument("class_path", help="package.module:Class (a subclass of actors.framework.Framework)")
-    q.add_argument("--master", type=_hostport, required=True, help="HOST:PORT of the master")
+    q.add_argument("--master", type=_hostports, action="extend", required=True, help=MASTERS_HELP)
     q.add_argument("--name", help="the framework's name (default: the class name)")
     q.add_argument("--role", action="append", help="a role to subscribe with (repeatable)")
     q.add_argument("--settings", help="the framework's settings, a JSON object")
@@ -935,7 +1041,8 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("weights", help="change role weights (operator call UPDATE_WEIGHTS)")
     q.add_argument("weights", nargs="+", metavar="ROLE=WEIGHT")
-    q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    q.add_argument("--master", type=_hostports, action="extend",
+                   help="HOST:PORT (default 127.0.0.1:5050); several, comma-separated: the first that answers")
     _auth_options(q, "operator")
     q.set_defaults(func=cmd_weights)
 
@@ -944,7 +1051,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--guarantee", help="resources set aside first: 'cpus:10;mem:20480'")
     q.add_argument("--limit", help="never exceeded, descendants included: 'cpus:100;mem:204800'")
     q.add_argument("--remove", action="store_true", help="remove the role's quota")
-    q.add_argument("--master", type=_hostport, default=("127.0.0.1", 5050), help="HOST:PORT (default 127.0.0.1:5050)")
+    q.add_argument("--master", type=_hostports, action="extend",
+                   help="HOST:PORT (default 127.0.0.1:5050); several, comma-separated: the first that answers")
     _auth_options(q, "operator")
     q.set_defaults(func=cmd_quota)
     return p

@@ -420,3 +420,135 @@ def test_impresario_agent_killed_and_started_again_recovers_its_tasks(run_cli, t
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(os.getpgid(admin), signal.SIGKILL)
     assert not left, "a clean stop of the recovered agent kills its re-adopted tasks"
+
+
+# --------------------------------------------------------------------------- masters, from the command line
+
+
+@pytest.fixture
+def cli(tmp_path, run_cli):
+    """Start ``impresario`` commands as processes of their own (output in files); afterwards
+    stop them, kill every Thespian system still listening on a port handed out by
+    ``cli.port()`` (their admins daemonize), and kill task processes left under tmp_path."""
+    import subprocess
+
+    from tests.integration.conftest import impresario_cmd
+    from tests.integration.test_cli import _free_port, _stop
+
+    class Cli:
+        cmd = impresario_cmd()
+        procs: list = []
+        ports: list = []
+
+        def port(self):
+            self.ports.append(_free_port())
+            return self.ports[-1]
+
+        def start(self, name, *args):
+            path = tmp_path / f"{name}.out"
+            proc = subprocess.Popen([*self.cmd, *args], stdout=open(path, "w"), stderr=subprocess.STDOUT, text=True)
+            self.procs.append(proc)
+            return proc, path
+
+        def saw(self, path, words):
+            return wait(lambda: words in path.read_text(), f"{words!r} in {path.name}")
+
+        def state(self, masters):
+            code, out, err = run_cli("state", "--master", masters)
+            assert code == 0, out + err
+            return json.loads(out)
+
+        def kill_system(self, port, proc):
+            """kill -9 the Thespian system on ``port`` (its whole process group) and the command."""
+            admin = _listener(port)
+            assert admin is not None
+            os.killpg(os.getpgid(admin), signal.SIGKILL)
+            proc.kill()
+            proc.wait(timeout=60)
+            wait(lambda: _listener(port) is None, f"the system on port {port} to be gone")
+
+    import json
+
+    c = Cli()
+    c.procs, c.ports = [], []
+    yield c
+    for p in reversed(c.procs):
+        if p.poll() is None:
+            _stop(p)
+    for port in c.ports:
+        admin = _listener(port)
+        if admin is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(admin), signal.SIGKILL)
+    for p in _task_processes(tmp_path):
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+
+
+LONG_TASKS = '{"tasks": [{"name": "long", "count": 2, "cpus": 0.1, "mem": 32, "command": "sleep 3600"}]}'
+
+
+def _running_on(st, n):
+    agents = [a["id"] for a in st["agents"] if a["reachable"]]
+    running = [t for t in st["tasks"] if t["state"] == "TASK_RUNNING"]
+    connected = [f["id"] for f in st["frameworks"] if f["connected"]]
+    return (agents, len(running), connected) if len(agents) == 1 and len(running) == n and connected else None
+
+
+def test_impresario_master_killed_and_started_again_finds_its_agent_framework_and_tasks(cgroups_root, cli,
+                                                                                        tmp_path):
+    port, agent_port = cli.port(), cli.port()
+    at = f"127.0.0.1:{port}"
+    master_args = ["master", "--port", str(port), "--work-dir", str(tmp_path / "m"), "--heartbeat-interval", "2"]
+    master, out = cli.start("master1", *master_args)
+    cli.saw(out, "impresario master")
+    _, agent_out = cli.start("agent", "agent", "--master", at, "--port", str(agent_port), "--work-dir",
+                             str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
+                             "--cgroups-root", cgroups_root)
+    cli.saw(agent_out, "registered with")
+    cli.start("framework", "framework", "actors.batch:BatchFramework", "--master", at, "--settings", LONG_TASKS)
+    before = wait(lambda: _running_on(cli.state(at), 2), "two tasks to run")
+    pids = _task_processes(tmp_path / "a", True)
+    assert len(pids) == 2
+
+    cli.kill_system(port, master)
+    assert all(p.is_running() for p in pids)
+    _, out2 = cli.start("master2", *master_args)
+    cli.saw(out2, "impresario master")
+    # The new master (a new id, its actor at a new address) calls back the agent and the
+    # framework its registry names: both follow it, and the tasks were never lost.
+    after = wait(lambda: _running_on(cli.state(at), 2), "the new master to know the agent, the framework and "
+                                                         "both tasks")
+    assert after[0] == before[0] and after[2] == before[2]
+    assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in pids)
+
+
+def test_an_agent_and_a_framework_fall_back_on_the_next_master_of_their_list(cgroups_root, cli, tmp_path):
+    p1, p2, agent_port = cli.port(), cli.port(), cli.port()
+    m1, m2 = f"127.0.0.1:{p1}", f"127.0.0.1:{p2}"
+    fast = ["--agent-ping-timeout", "1", "--heartbeat-interval", "1"]
+    master1, out1 = cli.start("master1", "master", "--port", str(p1), "--work-dir", str(tmp_path / "m1"), *fast)
+    _, out2 = cli.start("master2", "master", "--port", str(p2), "--work-dir", str(tmp_path / "m2"), *fast)
+    cli.saw(out1, "impresario master")
+    cli.saw(out2, "impresario master")
+    _, agent_out = cli.start("agent", "agent", "--master", f"{m1},{m2}", "--port", str(agent_port),
+                             "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
+                             "--cgroups-root", cgroups_root)
+    cli.saw(agent_out, "registered with")
+    assert f"registered with {m1} (1 other master to fall back on)" in agent_out.read_text()
+    cli.start("framework", "framework", "actors.batch:BatchFramework", "--master", m1, "--master", m2,
+              "--settings", LONG_TASKS)
+    before = wait(lambda: _running_on(cli.state(m1), 2), "two tasks to run through the first master")
+    assert cli.state(m2)["agents"] == []
+    pids = _task_processes(tmp_path / "a", True)
+
+    cli.kill_system(p1, master1)
+    # Silence: the agent (after 6 ping intervals) and the framework (after 5 heartbeats)
+    # turn to the next master of their list, which has no registry: it learns the agent,
+    # its tasks and the framework from them.
+    after = wait(lambda: _running_on(cli.state(m2), 2), "the second master to know the agent, the framework "
+                                                        "and both tasks")
+    assert after[0] == before[0] and after[2] == before[2]
+    assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in pids)
+    # And "state" with both addresses asks the first that answers.
+    assert _running_on(cli.state(f"{m1},{m2}"), 2) == after
