@@ -53,7 +53,7 @@ from thespian.actors import ActorAddress, ActorExitRequest
 
 from . import messages as M
 from .acl import ACL, ROOT, RUN_TASKS, ACLError
-from .base import ConfigError, KernelActor, handles, setting
+from .base import ConfigError, FollowsMasters, handles, setting
 from .codec import CodecError, encode, unpack_value
 from .gpus import GpuPool
 from .messages import Reason, Source, TaskState
@@ -95,14 +95,11 @@ class Stream:
     task: M.TaskInfo | None = None    # reported on re-registration after its executor is gone
 
 
-class Agent(KernelActor):
+class Agent(FollowsMasters):
     component = "agent"
 
     def __init__(self) -> None:
         super().__init__()
-        self.master: ActorAddress | None = None
-        self.candidates: list[ActorAddress] = []
-        self._candidate = 0
         self.master_id = ""
         self.incarnation = ""
         self.ping_interval = 15.0
@@ -261,6 +258,14 @@ class Agent(KernelActor):
         self._register_attempts = 0
         self.cancel_timer("watch")
         self.set_timer("register", self.rng.uniform(0, self.backoff))
+
+    def following_master(self) -> bool:
+        return self.registered
+
+    def look_for_master_now(self) -> None:
+        if not self.refused:
+            self._register_attempts = 0
+            self._register()
 
     def _adopt_candidate(self, master: ActorAddress) -> None:
         self.stats["masters_adopted"] += 1

@@ -394,6 +394,62 @@ class KernelActor(Actor):
         """A child actor exited."""
 
 
+class FollowsMasters(KernelActor):
+    """A kernel actor that follows one master among candidates (agents, frameworks).
+
+    ``candidates`` (from the ``masters`` setting, see :meth:`master_candidates`) are tried
+    in turn when the followed ``master`` goes silent.  Its host may send a fresh list
+    (:class:`~actors.messages.Masters`, from the actor's own principal): a master that was
+    not running when the actor started, or one restarted at a new address without a
+    registry to call the actor back from, is found that way."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.master: ActorAddress | None = None
+        self.candidates: list[ActorAddress] = []
+        self._candidate = 0
+
+    def following_master(self) -> bool:
+        """Whether the actor is registered (subscribed) with its master now."""
+        raise NotImplementedError
+
+    def look_for_master_now(self) -> None:
+        """Register (subscribe) with ``self.master`` now, having lost the last one."""
+        raise NotImplementedError
+
+    @handles(M.Masters)
+    def _on_masters(self, m: M.Masters, sender: ActorAddress) -> None:
+        auth = self.ports.get("auth")
+        if self._open is not None and (auth is None or self.peer_principal != auth.principal):
+            self.stats["calls_wrong_principal"] += 1
+            self.drop(f"MASTERS from principal {self.peer_principal!r}, not this actor's own", sender)
+            return
+        found: list[ActorAddress] = []
+        try:
+            for text in m.addresses:
+                if not text:
+                    raise ValueError("an empty address")
+                addr = self.address_of(text)
+                if addr not in found:
+                    found.append(addr)
+        except (ConfigError, ValueError, TypeError) as e:
+            self.drop(f"MASTERS with an unusable address: {e}", sender)
+            return
+        if not found:
+            self.drop("MASTERS naming no master", sender)
+            return
+        self.stats["master_lists"] += 1
+        if self.master in found:
+            self.candidates, self._candidate = found, found.index(self.master)
+        elif self.following_master() and self.master is not None:
+            self.candidates, self._candidate = [self.master, *found], 0
+        else:
+            self.log.info("%s %s: masters now at %s; trying the first", self.component, self.name,
+                          ", ".join(m.addresses))
+            self.candidates, self._candidate, self.master = found, 0, found[0]
+            self.look_for_master_now()
+
+
 def _unconfigured_clock() -> float:
     raise ConfigError("no clock before configuration")
 

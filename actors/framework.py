@@ -53,7 +53,7 @@ from typing import Any
 from thespian.actors import ActorAddress
 
 from . import messages as M
-from .base import ConfigError, KernelActor, handles, setting
+from .base import ConfigError, FollowsMasters, handles, setting
 from .messages import Capability, TaskState
 from .resources import role_error
 
@@ -165,16 +165,13 @@ def percentile(values: Sequence[float], p: float) -> float | None:
     return values[min(k, len(values) - 1)]
 
 
-class Framework(KernelActor):
+class Framework(FollowsMasters):
     """Base class of schedulers.  Subclass it and override the callbacks."""
 
     component = "framework"
 
     def __init__(self) -> None:
         super().__init__()
-        self.master: ActorAddress | None = None
-        self.candidates: list[ActorAddress] = []
-        self._candidate = 0
         self.master_id = ""
         self.heartbeat_timeouts = 5
         self.agent_of: dict[str, str] = {}      # live task -> its agent (for reconciliation)
@@ -254,6 +251,14 @@ class Framework(KernelActor):
             if len(self.candidates) > 1:
                 self._candidate = (self._candidate + 1) % len(self.candidates)
                 self.master = self.candidates[self._candidate]
+            self._subscribe()
+
+    def following_master(self) -> bool:
+        return self.connected
+
+    def look_for_master_now(self) -> None:
+        if not self._gave_up():
+            self._subscribe_attempts = 0
             self._subscribe()
 
     def _gave_up(self) -> bool:

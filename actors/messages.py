@@ -1000,6 +1000,16 @@ class UpdateWeights:
     weights: tuple[tuple[Role, float], ...]
 
 
+@message(257)
+@dataclass(frozen=True, slots=True)
+class Masters:
+    """The host to its agent or framework: where masters run now (actor addresses, in
+    the order to try them), looked up again by the host from its configured master
+    addresses.  Taken only from the actor's own principal."""
+
+    addresses: tuple[str, ...]
+
+
 @message(256)
 @dataclass(frozen=True, slots=True)
 class UpdateQuota:

@@ -381,18 +381,6 @@ def _cell(v: Any) -> str:
 # --------------------------------------------------------------------------- a real cluster
 
 
-def _wait_for_signal() -> None:
-    stop = {"now": False}
-
-    def handler(signum: int, frame: Any) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGINT, handler)
-    signal.signal(signal.SIGTERM, handler)
-    while not stop["now"]:
-        time.sleep(0.5)
-
-
 def cmd_master(args: argparse.Namespace) -> int:
     from .cluster import (
         ALLOCATOR_CLASS,
@@ -445,7 +433,7 @@ def cmd_master(args: argparse.Namespace) -> int:
         else:
             _say("impresario master: messages NOT authenticated (no --secrets)"
                  + ("; --insecure: anyone who can reach it may act on this cluster" if args.insecure else ""))
-        _wait_for_signal()
+        _until_signal(lambda: None)
         _say("impresario master: stopping")
         return EXIT_OK
     finally:
@@ -505,38 +493,102 @@ def _find_master(system: Any, timeout: float, auth: Any, principal: str) -> tupl
     return None, last
 
 
+def _look_up(host: str, port: int, listen: str, max_frame: int | None, auth: Any,
+             principal: str) -> tuple[str | None, str]:
+    """The address of the master actor at ``host:port``, found through a short-lived system
+    joined to its convention; or None and why not."""
+    from .cluster import System, address_text, free_port
+
+    try:
+        with socket.create_connection((host, port), timeout=5):
+            pass
+    except OSError as e:
+        return None, f"not reachable: {e.strerror or e}"
+    system = System({"Admin Port": free_port(listen), "Convention Address.IPv4": (host, port)}, None, listen,
+                    max_frame)
+    try:
+        addr, why = _find_master(system, 15.0, auth, principal)
+    finally:
+        system.shutdown()
+    return (address_text(addr), "") if addr is not None else (None, why)
+
+
 def _other_masters(masters: list[tuple[str, int]], found_at: tuple[str, int], master: Any, listen: str,
                    max_frame: int | None, auth: Any, principal: str) -> list[str]:
     """Where masters may run, for an agent or a framework to follow: the master it joined,
     then every other of ``masters`` (in their order, from the one after it) whose master
-    actor answers now.
-
-    Each other master is looked up once, at start, through a short-lived system joined to
-    its own convention; after that the actors find masters by their own heartbeats, never
-    through a convention.  One that does not answer now is named and left out (a master
-    that starts later with a registry calls its agents and frameworks back itself)."""
-    from .cluster import System, address_text, free_port
+    actor answers now.  One that does not answer now is named and left out (see
+    :class:`_MasterWatch` for how it is found later)."""
+    from .cluster import address_text
 
     out = [address_text(master)]
     i = masters.index(found_at)
     for host, mport in masters[i + 1:] + masters[:i]:
-        try:
-            with socket.create_connection((host, mport), timeout=5):
-                pass
-        except OSError as e:
-            _say(f"  master {host}:{mport} not reachable now ({e.strerror or e}); left out")
-            continue
-        system = System({"Admin Port": free_port(listen), "Convention Address.IPv4": (host, mport)},
-                        None, listen, max_frame)
-        try:
-            addr, why = _find_master(system, 15.0, auth, principal)
-        finally:
-            system.shutdown()
+        addr, why = _look_up(host, mport, listen, max_frame, auth, principal)
         if addr is None:
-            _say(f"  master {host}:{mport} not found ({why}); left out")
-        elif address_text(addr) not in out:
-            out.append(address_text(addr))
+            _say(f"  master {host}:{mport} left out for now ({why})")
+        elif addr not in out:
+            out.append(addr)
     return out
+
+
+class _MasterWatch:
+    """The host's part in finding masters: while its agent (framework) has lost its master,
+    look the configured masters up again, at most every ``every`` seconds, and tell the
+    actor where they run now (:class:`actors.messages.Masters`).  Thus a master that was
+    not running when the command started, or one restarted at a new address without a
+    registry to call its agents back from, is found.  The actor itself notices the loss
+    (by its own heartbeats); a convention is used only to look a master's actor up."""
+
+    def __init__(self, masters: list[tuple[str, int]], listen: str, max_frame: int | None, auth: Any,
+                 principal: str, client: Any, actor: Any, every: float = 30.0) -> None:
+        self.masters, self.listen, self.max_frame = masters, listen, max_frame
+        self.auth, self.principal, self.client, self.actor, self.every = auth, principal, client, actor, every
+        self.lost_since: float | None = None
+        self.next_look = 0.0
+
+    def check(self, lost: bool) -> None:
+        """Called every few seconds with whether the actor has lost its master."""
+        import actors.messages as M
+
+        now = time.monotonic()
+        if not lost:
+            self.lost_since = None
+            return
+        if self.lost_since is None:
+            self.lost_since = now
+            return
+        if now < self.next_look:
+            return
+        self.next_look = now + self.every
+        found = []
+        for host, port in self.masters:
+            addr, _ = _look_up(host, port, self.listen, self.max_frame, self.auth, self.principal)
+            if addr is not None and addr not in found:
+                found.append(addr)
+        if found:
+            self.client.tell(self.actor, M.Masters(tuple(found)))
+
+
+def _until_signal(check: Any, every: float = 5.0) -> None:
+    """Wait for SIGINT or SIGTERM, calling ``check()`` every ``every`` seconds."""
+    stop = {"now": False}
+
+    def handler(signum: int, frame: Any) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    next_check = time.monotonic() + every
+    while not stop["now"]:
+        time.sleep(0.5)
+        if time.monotonic() >= next_check and not stop["now"]:
+            try:
+                check()
+            except Exception as e:  # the actor or the lookup failed this time: try again later
+                log_line = f"impresario: looking for the master failed this time: {e}"
+                print(log_line, file=sys.stderr, flush=True)
+            next_check = time.monotonic() + every
 
 
 def _standby_text(candidates: list[str]) -> str:
@@ -632,7 +684,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         _say(f"impresario agent {state['agent_id']} listening on {system.listen}:{args.port}{_everywhere(system)} "
              f"registered with {at[0]}:{at[1]}{_standby_text(candidates)}, {recovered}offering {offered}; log {log_path}; "
              "Ctrl-C to stop")
-        _wait_for_signal()
+        watch = _MasterWatch(masters, system.listen, args.max_frame, auth, args.principal, client, agent)
+
+        def check() -> None:
+            st = client.query(agent, "state")
+            watch.check(not st["registered"] and not st["refused"])
+        _until_signal(check)
         return EXIT_OK
     finally:
         system.shutdown()
@@ -811,9 +868,19 @@ def cmd_framework(args: argparse.Namespace) -> int:
         stop = {"now": False}
         signal.signal(signal.SIGINT, lambda *a: stop.update(now=True))
         signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
+        watch = _MasterWatch(masters, system.listen, args.max_frame, auth, args.principal, client, fw)
+        next_check = [time.monotonic() + 5.0]
+
+        def finished() -> Any:
+            if stop["now"]:
+                return True
+            x = client.query(fw, "summary")
+            if time.monotonic() >= next_check[0]:
+                watch.check(not x["connected"] and not x["done"])
+                next_check[0] = time.monotonic() + 5.0
+            return x if x["done"] else None
         try:
-            s = wait_for(lambda: stop["now"] or (lambda x: x if x["done"] else None)(client.query(fw, "summary")),
-                         args.timeout, interval=0.5, what="the framework to finish")
+            s = wait_for(finished, args.timeout, interval=0.5, what="the framework to finish")
         except TimeoutError:
             s = client.query(fw, "summary")
         if isinstance(s, dict):

@@ -523,29 +523,38 @@ def test_impresario_master_killed_and_started_again_finds_its_agent_framework_an
     assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in pids)
 
 
-def test_an_agent_and_a_framework_fall_back_on_the_next_master_of_their_list(cgroups_root, cli, tmp_path):
+@pytest.mark.parametrize("standby_at_start", [True, False], ids=["standby-running", "standby-started-later"])
+def test_an_agent_and_a_framework_fall_back_on_the_next_master_of_their_list(cgroups_root, cli, tmp_path,
+                                                                            standby_at_start):
     p1, p2, agent_port = cli.port(), cli.port(), cli.port()
     m1, m2 = f"127.0.0.1:{p1}", f"127.0.0.1:{p2}"
     fast = ["--agent-ping-timeout", "1", "--heartbeat-interval", "1"]
     master1, out1 = cli.start("master1", "master", "--port", str(p1), "--work-dir", str(tmp_path / "m1"), *fast)
-    _, out2 = cli.start("master2", "master", "--port", str(p2), "--work-dir", str(tmp_path / "m2"), *fast)
+    standby = ["master", "--port", str(p2), "--work-dir", str(tmp_path / "m2"), *fast]
     cli.saw(out1, "impresario master")
-    cli.saw(out2, "impresario master")
+    if standby_at_start:
+        cli.saw(cli.start("master2", *standby)[1], "impresario master")
     _, agent_out = cli.start("agent", "agent", "--master", f"{m1},{m2}", "--port", str(agent_port),
                              "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
                              "--cgroups-root", cgroups_root)
     cli.saw(agent_out, "registered with")
-    assert f"registered with {m1} (1 other master to fall back on)" in agent_out.read_text()
+    if standby_at_start:
+        assert f"registered with {m1} (1 other master to fall back on)" in agent_out.read_text()
+    else:
+        assert f"master {m2} left out for now (not reachable" in agent_out.read_text()
     cli.start("framework", "framework", "actors.batch:BatchFramework", "--master", m1, "--master", m2,
               "--settings", LONG_TASKS)
     before = wait(lambda: _running_on(cli.state(m1), 2), "two tasks to run through the first master")
+    if not standby_at_start:
+        cli.saw(cli.start("master2", *standby)[1], "impresario master")
     assert cli.state(m2)["agents"] == []
     pids = _task_processes(tmp_path / "a", True)
 
     cli.kill_system(p1, master1)
     # Silence: the agent (after 6 ping intervals) and the framework (after 5 heartbeats)
-    # turn to the next master of their list, which has no registry: it learns the agent,
-    # its tasks and the framework from them.
+    # turn to the next master of their list - a standby started after them is looked up
+    # by their command then - which has no registry: it learns the agent, its tasks and
+    # the framework from them.
     after = wait(lambda: _running_on(cli.state(m2), 2), "the second master to know the agent, the framework "
                                                         "and both tasks")
     assert after[0] == before[0] and after[2] == before[2]

@@ -212,6 +212,76 @@ def test_without_a_registry_agents_and_frameworks_find_the_new_master_by_their_t
     assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0
 
 
+def _restart_elsewhere_forgotten(c):
+    """A new master at another address with no registry: nobody is called back."""
+    c.host.stores["master:master"].clear()
+    c.host.crash("master")
+    c.host.crash("allocator")
+    c.master, c.allocator = c._start_master("master-2")
+
+
+def test_a_master_nobody_knows_of_is_found_through_the_list_the_host_sends():
+    # On a real host: a master started elsewhere after the agents and the framework, or
+    # restarted at a new address without its registry.  Their own lists name only the old
+    # master; their host looks the masters up again and tells them (actors.messages.Masters).
+    seen: dict[str, Any] = {}
+
+    def tell_the_list(c):
+        for name in [f"agent-{i}" for i in range(20)] + ["framework/b"]:
+            actor = c.host.actor(name)
+            seen.setdefault("lost", 0)
+            seen["lost"] += not actor.following_master()
+            actor.tell(c.host.ref(name).address, M.Masters(("master-2",)))
+
+    def after(c):
+        m = c.host.actor("master-2")
+        seen["agents"] = sum(1 for a in m.agents.values() if a.reachable)
+        seen["connected"] = sum(1 for f in m.frameworks.values() if f.connected)
+        seen["lists"] = sum(c.host.actor(f"agent-{i}").stats["master_lists"] for i in range(20))
+
+    r = Run(probes={AT: _restart_elsewhere_forgotten, AT + 100: tell_the_list, AT + 110: after})
+    assert seen == {"lost": 21, "agents": 20, "connected": 1, "lists": 20}
+    s = r.summary
+    assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0 and s["tasks_failed"] == 0
+
+
+def test_a_master_list_from_another_principal_is_dropped():
+    def forged(c):
+        # The framework (principal "framework") tells an agent where masters are.
+        fw = c.host.actor("framework/b")
+        fw.tell(c.host.ref("agent-0").address, M.Masters(("master-2",)))
+        fw.tell(c.host.ref("agent-1").address, M.Masters(()))
+
+    def after(c):
+        for i in range(2):
+            a = c.host.actor(f"agent-{i}")
+            assert a.stats["calls_wrong_principal"] == 1 and a.stats["master_lists"] == 0
+            assert a.candidates == [a.master] and a.following_master()
+
+    r = Run(probes={AT: forged, AT + 5: after}, sim={"seed": 7, "until": "30m", "authenticate": True})
+    assert r.summary["tasks_finished"] == 300
+
+
+def test_an_empty_or_unusable_master_list_is_dropped_and_a_good_one_keeps_the_followed_master():
+    def lists(c):
+        for i, addrs in enumerate([(), ("",), ("master", "master-9"), ("master-9", "master")]):
+            a = c.host.actor(f"agent-{i}")
+            a.tell(c.host.ref(f"agent-{i}").address, M.Masters(addrs))
+
+    seen: dict[str, Any] = {}
+
+    def after(c):
+        for i in range(4):
+            a = c.host.actor(f"agent-{i}")
+            seen[i] = (a.stats["master_lists"], [str(x) for x in a.candidates], a.candidates.index(a.master),
+                       a.following_master())
+
+    Run(probes={AT: lists, AT + 5: after})
+    assert seen[0][:1] == (0,) and seen[1][:1] == (0,)
+    assert seen[2][0] == 1 and seen[2][2] == 0 and seen[2][3]
+    assert seen[3][0] == 1 and seen[3][2] == 1 and seen[3][3]   # still the master it follows
+
+
 def test_agents_the_registry_names_that_never_return_become_unreachable():
     def crash_some(c):
         for n in CUT:
