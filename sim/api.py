@@ -157,10 +157,26 @@ def parse_sweep(items: list[str]) -> dict[str, list[Any]]:
                 raise ValueError(f"--sweep {key}: a range is two integers, got {values!r}") from None
             out[key] = list(range(a, b + 1))
         else:
-            out[key] = [_value(v.strip()) for v in values.split(",") if v.strip()]
+            out[key] = [_value(v.strip()) for v in _split_top(values) if v.strip()]
         if not out[key]:
             raise ValueError(f"--sweep {key}: no values in {values!r}")
     return out
+
+
+def _split_top(text: str) -> list[str]:
+    """``text`` split at the commas outside parentheses and brackets: ``uniform(1m,2m),fixed(1m)``
+    is two values."""
+    parts, depth, start = [], 0, 0
+    for i, ch in enumerate(text):
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return parts
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

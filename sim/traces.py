@@ -55,6 +55,8 @@ def read_google2011(path: str, agent_cpus: float, agent_mem: float) -> list[dict
     done: list[dict[str, Any]] = []
     with _open(path) as fh:
         for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue   # a blank line (files joined together, an editor's last newline)
             cols = line.rstrip("\r\n").split(",")
             if len(cols) != 13:
                 raise TraceError(f"{path}:{n}: expected 13 columns, got {len(cols)}")

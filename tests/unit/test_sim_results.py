@@ -411,6 +411,8 @@ def test_run_takes_a_loaded_scenario_and_a_seed_without_writing(tmp_path, monkey
     (["cluster.agents=100,1000", "seed=1..2"], {"cluster.agents": [100, 1000], "seed": [1, 2]}),
     (["x=0.5,2", "flag=true,false", "service_time=fixed(1ms),zero"],
      {"x": [0.5, 2], "flag": [True, False], "service_time": ["fixed(1ms)", "zero"]}),
+    (["frameworks.0.task.duration=uniform(10m,20m),fixed(15m),exp(1m)"],
+     {"frameworks.0.task.duration": ["uniform(10m,20m)", "fixed(15m)", "exp(1m)"]}),
     ([], {}),
 ])
 def test_parse_sweep(items, expected):

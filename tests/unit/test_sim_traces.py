@@ -119,6 +119,12 @@ def test_google2011_an_evicted_task_ended_before_it_ran_again_is_skipped(tmp_pat
     assert [(x["id"], x["duration"]) for x in read_google2011(path, 8, 16384)] == [("1-1", 5.0)]
 
 
+def test_google2011_blank_lines_are_skipped(tmp_path):
+    plain = read_google2011(put(tmp_path / "a.csv", GOOGLE), 8, 16384)
+    blanks = read_google2011(put(tmp_path / "b.csv", ["", *GOOGLE[:3], "  ", "\r", *GOOGLE[3:], ""]), 8, 16384)
+    assert blanks == plain and plain
+
+
 def test_google2011_requests_scale_to_the_agent_shape(tmp_path):
     path = put(tmp_path / "t.csv", [g(0, 1, 0, SUBMIT, 0.3, 0.1), g(0, 1, 0, SCHEDULE), g(5, 1, 0, FINISH)])
     [a] = read_google2011(path, 8, 16384)
@@ -130,7 +136,7 @@ def test_google2011_requests_scale_to_the_agent_shape(tmp_path):
 @pytest.mark.parametrize("line,words", [
     ("1000000,,1,0,,0,u,2,0,0.1,0.1,0.0001", "expected 13 columns, got 12"),
     ("1000000,,1,0,,0,u,2,0,0.1,0.1,0.0001,0,9", "expected 13 columns, got 14"),
-    ("", "expected 13 columns, got 1"),
+    ("1000000", "expected 13 columns, got 1"),
     ("1.5e6,,1,0,,0,u,2,0,0.1,0.1,0.0001,0", "time and event type must be integers"),
     ("1000000,,1,0,,SUBMIT,u,2,0,0.1,0.1,0.0001,0", "time and event type must be integers"),
     ("1000000,,1,0,,0,u,2,0,lots,0.1,0.0001,0", "CPU and memory requests must be numbers"),
