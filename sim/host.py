@@ -280,10 +280,23 @@ class SimHost:
         return self.ref(addr).instance
 
     def crash(self, addr: ActorAddress | str) -> None:
-        """A fault: the actor and its children vanish, without a word to anyone."""
+        """A fault: the actor and its children vanish, without a word to anyone.
+
+        As processes that die, they take what they held with them: their state is released
+        at once (reading a crashed actor's attributes afterwards is an error).  Kept, it
+        would stay for good - actors are built before the run, when the collector freezes
+        the heap - and a successor would fill fresh memory instead of reusing theirs."""
         ref = self.refs.get(addr if isinstance(addr, str) else addr.addressDetails)
         if ref is not None and ref.alive:
+            gone = [ref]
+            for r in gone:
+                gone.extend(r.children)
             self._remove(ref, notify=False)
+            for r in gone:
+                r.queue = None
+                state = getattr(r.instance, "__dict__", None)
+                if state is not None:
+                    state.clear()
 
     # ------------------------------------------------------------------ messages
 

@@ -195,6 +195,9 @@ class SimCluster:
                     self.retired[k] = self.retired.get(k, 0) + v
                 agents = {a.addr_text for a in old.instance.agents.values() if a.reachable}
                 fws = {f.id for f in old.instance.frameworks.values() if f.connected}
+                for fo in self.failovers:   # the crash takes its state: its recovery is told now
+                    if fo["master"] is old.instance and "result" not in fo:
+                        fo["result"] = _recovery(fo, host.refs)
             host.crash("master")
             host.crash("allocator")
             self.master, self.allocator = self._start_master()
@@ -292,12 +295,13 @@ class SimCluster:
         def all_done() -> bool:
             nonlocal first_busy
             i = first_busy
-            while i < len(fws) and fws[i].is_done():
+            # (A crashed framework - its state released, see SimHost.crash - is never done.)
+            while i < len(fws) and fws[i].__dict__ and fws[i].is_done():
                 i += 1
             first_busy = i
             if i < len(fws):
                 return False
-            if all(f.is_done() for f in fws):
+            if all(f.__dict__ and f.is_done() for f in fws):
                 return True
             first_busy = 0   # one went back to work
             return False
@@ -406,29 +410,31 @@ def write_timeseries(path: str, samples: list[dict[str, Any]]) -> str:
 def recoveries(cluster: SimCluster) -> list[dict[str, Any]]:
     """For each master failover: how long until every agent the old master had (and that
     still lives) re-registered with the new one, and every framework it had re-subscribed."""
-    out = []
-    refs = cluster.host.refs
-    for fo in cluster.failovers:
-        m, at = fo["master"], fo["at"]
-        times: list[float] = []
-        agents = [a for a in sorted(fo["agents"]) if a in refs]
-        back = 0
-        for name in agents:
-            rec = m.agents.get(m.agent_by_addr.get(name, ""))
-            if rec is not None and rec.reachable and rec.registered_at >= at:
-                back += 1
-                times.append(rec.registered_at)
-        fws_back = 0
-        for fid in sorted(fo["frameworks"]):
-            fw = m.frameworks.get(fid)
-            if fw is not None and fw.subscribed_at is not None and fw.subscribed_at >= at:
-                fws_back += 1
-                times.append(fw.subscribed_at)
-        complete = back == len(agents) and fws_back == len(fo["frameworks"])
-        out.append({"at": round(at, 6), "agents": len(agents), "agents_back": back,
-                    "frameworks": len(fo["frameworks"]), "frameworks_back": fws_back,
-                    "seconds": round(max(times, default=at) - at, 6) if complete else None})
-    return out
+    return [fo.get("result") or _recovery(fo, cluster.host.refs) for fo in cluster.failovers]
+
+
+def _recovery(fo: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
+    """One failover's recovery, read off its master (live, or about to crash) and the
+    agents alive in ``refs``."""
+    m, at = fo["master"], fo["at"]
+    times: list[float] = []
+    agents = [a for a in sorted(fo["agents"]) if a in refs]
+    back = 0
+    for name in agents:
+        rec = m.agents.get(m.agent_by_addr.get(name, ""))
+        if rec is not None and rec.reachable and rec.registered_at >= at:
+            back += 1
+            times.append(rec.registered_at)
+    fws_back = 0
+    for fid in sorted(fo["frameworks"]):
+        fw = m.frameworks.get(fid)
+        if fw is not None and fw.subscribed_at is not None and fw.subscribed_at >= at:
+            fws_back += 1
+            times.append(fw.subscribed_at)
+    complete = back == len(agents) and fws_back == len(fo["frameworks"])
+    return {"at": round(at, 6), "agents": len(agents), "agents_back": back,
+            "frameworks": len(fo["frameworks"]), "frameworks_back": fws_back,
+            "seconds": round(max(times, default=at) - at, 6) if complete else None}
 
 
 def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:

@@ -324,6 +324,15 @@ def test_two_failovers_in_a_row():
     assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0
 
 
+def test_a_recovery_is_read_off_its_master_before_the_next_failover_takes_it():
+    r = Run({"at": AT, "kind": "master_failover"}, {"at": AT + 60, "kind": "master_failover"})
+    first, second = r.summary["master_recoveries"]
+    for rec in (first, second):
+        assert rec["agents_back"] == rec["agents"] == 20 and rec["frameworks_back"] == rec["frameworks"] == 1
+        assert 0 < rec["seconds"] < 5
+    assert r.summary["master_recovery_seconds"] == max(first["seconds"], second["seconds"])
+
+
 # ---------------------------------------------------------------------------- framework failover
 
 
