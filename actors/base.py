@@ -9,9 +9,9 @@ the world only through
   generation token and stale ones are ignored;
 * :meth:`KernelActor.now` - the clock port;
 * ``self.ports`` - objects built from the factories named in the first
-  :class:`~actors.messages.Configure` message (containerizer, discovery, ...).
+  :class:`~actors.protocol.messages.Configure` message (containerizer, discovery, ...).
 
-With an ``auth`` port (``actors.auth``), everything the actor sends is sealed
+With an ``auth`` port (``actors.security.auth``), everything the actor sends is sealed
 in a signed envelope, and everything it receives once configured must be one
 that the port opens: authentic (a known principal's MAC) and fresh (not a
 replay).  A message refused is dropped with its reason and counted in
@@ -34,7 +34,6 @@ configuration, as when unsigned.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import random
 from collections import Counter
@@ -52,9 +51,11 @@ from thespian.actors import (
     WakeupMessage,
 )
 
-from . import messages as M
-from .auth import AuthError, is_signed, payload_of
-from .codec import CodecError, decode, encode
+from actors.config import ConfigError, load_object, setting
+from actors.ports import Addresses
+from actors.protocol import messages as M
+from actors.protocol.codec import CodecError, decode, encode
+from actors.security.auth import AuthError, is_signed, payload_of
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -62,9 +63,6 @@ H = TypeVar("H", bound=Callable[..., Any])
 DROP_LOG_EVERY = 1000
 DROP_LOG_FIRST = 5
 
-
-class ConfigError(ValueError):
-    """Settings or ports an actor cannot start with."""
 
 
 def handles(*types: type) -> Callable[[H], H]:
@@ -75,51 +73,6 @@ def handles(*types: type) -> Callable[[H], H]:
         return fn
 
     return mark
-
-
-_LOADED: dict[str, Any] = {}
-
-
-def load_object(path: str) -> Any:
-    """Import ``"package.module:name"`` (or ``"package.module.name"``); each path once."""
-    if type(path) is str:
-        hit = _LOADED.get(path)
-        if hit is not None:
-            return hit
-    if not isinstance(path, str) or not path:
-        raise ConfigError(f"not a dotted path: {path!r}")
-    if ":" in path:
-        mod_name, _, attr = path.partition(":")
-    else:
-        mod_name, _, attr = path.rpartition(".")
-    if not mod_name or not attr:
-        raise ConfigError(f"not a dotted path: {path!r} (expected package.module:name)")
-    try:
-        module = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise ConfigError(f"cannot import {mod_name!r} for {path!r}: {e}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            raise ConfigError(f"{mod_name!r} has no attribute {attr!r}") from None
-    _LOADED[path] = obj
-    return obj
-
-
-class Addresses:
-    """The address port: turns actor addresses into strings and back.
-
-    Addresses travel inside messages (for instance the master's address in an
-    agent's configuration) as strings; each host knows its own form.
-    """
-
-    def format(self, addr: ActorAddress) -> str:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def parse(self, text: str) -> ActorAddress:  # pragma: no cover - interface
-        raise NotImplementedError
 
 
 class KernelActor(Actor):
@@ -399,7 +352,7 @@ class FollowsMasters(KernelActor):
 
     ``candidates`` (from the ``masters`` setting, see :meth:`master_candidates`) are tried
     in turn when the followed ``master`` goes silent.  Its host may send a fresh list
-    (:class:`~actors.messages.Masters`, from the actor's own principal): a master that was
+    (:class:`~actors.protocol.messages.Masters`, from the actor's own principal): a master that was
     not running when the actor started, or one restarted at a new address without a
     registry to call the actor back from, is found that way."""
 
@@ -452,17 +405,3 @@ class FollowsMasters(KernelActor):
 
 def _unconfigured_clock() -> float:
     raise ConfigError("no clock before configuration")
-
-
-def setting(settings: dict[str, Any], key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
-    """Read one setting with a type check, raising :class:`ConfigError` with the key's name."""
-    if key not in settings:
-        if default is ...:
-            raise ConfigError(f"missing setting {key!r}")
-        return default
-    v = settings[key]
-    if kind is float and type(v) is int:
-        v = float(v)
-    if not isinstance(v, kind) or (kind is not bool and type(v) is bool and kind in (int, float)):
-        raise ConfigError(f"setting {key!r} has the wrong type: {type(v).__name__}")
-    return v

@@ -10,9 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .codec import pack_value
-from .messages import AssignedGpu, Reason, ResourceStatistics, TaskInfo
-from .resources import Resources
+from actors.protocol.codec import pack_value
+from actors.protocol.messages import AssignedGpu, Reason, ResourceStatistics, TaskInfo
+from actors.protocol.resources import Resources
+
+
+class Addresses:
+    """The address port: turns actor addresses into strings and back.
+
+    Addresses travel inside messages (for instance the master's address in an
+    agent's configuration) as strings; each host knows its own form.
+    """
+
+    def format(self, addr: Any) -> str:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def parse(self, text: str) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 class ContainerError(Exception):
@@ -99,8 +113,8 @@ class Discovery(Protocol):
 
 
 class MessageAuth(Protocol):
-    """The ``auth`` port (``actors.auth.Authenticator``): seals what the actor sends in a
-    signed envelope, and opens what it receives, raising ``actors.auth.AuthError`` for
+    """The ``auth`` port (``actors.security.auth.Authenticator``): seals what the actor sends in a
+    signed envelope, and opens what it receives, raising ``actors.security.auth.AuthError`` for
     a message that is not authentic or not fresh.  The host's factory gives it the
     actor's principal, its secret and those of the principals it may hear from, and an
     incarnation that grows with every start of the actor (``impresario.security`` on a
@@ -117,9 +131,9 @@ class Store(Protocol):
     """Durable records of one actor: the master's registry, an agent's checkpoints.
 
     Keys are strings.  ``put`` takes a value the codec packs (an ``@value`` dataclass,
-    a message, a string) and the store keeps it packed by :func:`actors.codec.pack_value`;
+    a message, a string) and the store keeps it packed by :func:`actors.protocol.codec.pack_value`;
     ``load`` answers every record as those bytes, as last written, and the actor decodes
-    them with :func:`actors.codec.unpack_value`.  What was written before ``flush``
+    them with :func:`actors.protocol.codec.unpack_value`.  What was written before ``flush``
     returned survives the actor's process.
     """
 

@@ -30,12 +30,12 @@ import time
 import uuid
 from typing import Any
 
-from actors.units import UnitError, parse_size
+from actors.protocol.units import UnitError, parse_size
 
 from . import __version__
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-BATCH = "actors.batch:BatchFramework"
+BATCH = "actors.frameworks.batch:BatchFramework"
 MASTERS_HELP = ("HOST:PORT of the master; several (comma-separated, or the option repeated): the first that "
                 "answers is joined, the others are fallen back on, in order, when it goes silent")
 
@@ -254,7 +254,7 @@ def _read_acls(path: str | None) -> dict[str, Any] | None:
             acls = json.load(fh)
     except (OSError, ValueError) as e:
         raise UsageError(f"--acls {path}: {getattr(e, 'strerror', None) or e}") from None
-    from actors.acl import ACL, ACLError
+    from actors.security.acl import ACL, ACLError
 
     try:
         ACL.parse(acls)   # checked here, for a clear message before anything starts
@@ -535,7 +535,7 @@ def _other_masters(masters: list[tuple[str, int]], found_at: tuple[str, int], ma
 class _MasterWatch:
     """The host's part in finding masters: while its agent (framework) has lost its master,
     look the configured masters up again, at most every ``every`` seconds, and tell the
-    actor where they run now (:class:`actors.messages.Masters`).  Thus a master that was
+    actor where they run now (:class:`actors.protocol.messages.Masters`).  Thus a master that was
     not running when the command started, or one restarted at a new address without a
     registry to call its agents back from, is found.  The actor itself notices the loss
     (by its own heartbeats); a convention is used only to look a master's actor up."""
@@ -549,7 +549,7 @@ class _MasterWatch:
 
     def check(self, lost: bool) -> None:
         """Called every few seconds with whether the actor has lost its master."""
-        import actors.messages as M
+        import actors.protocol.messages as M
 
         now = time.monotonic()
         if not lost:
@@ -710,8 +710,8 @@ def cmd_state(args: argparse.Namespace) -> int:
 
 
 def cmd_weights(args: argparse.Namespace) -> int:
-    from actors import messages as M
-    from actors.resources import role_error
+    from actors.protocol import messages as M
+    from actors.protocol.resources import role_error
 
 
     weights = []
@@ -735,8 +735,8 @@ def cmd_weights(args: argparse.Namespace) -> int:
 
 
 def cmd_quota(args: argparse.Namespace) -> int:
-    from actors import messages as M
-    from actors.quota import Quota, QuotaError, parse_amounts
+    from actors.allocator.quota import Quota, QuotaError, parse_amounts
+    from actors.protocol import messages as M
 
 
     def parse(text: str | None, what: str) -> dict[str, int]:
@@ -761,7 +761,7 @@ def cmd_quota(args: argparse.Namespace) -> int:
 
 
 def _operator_reply(reply: Any) -> int:
-    from actors import messages as M
+    from actors.protocol import messages as M
 
     if isinstance(reply, M.Error):
         print(f"impresario: refused: {reply.message}", file=sys.stderr)
@@ -1073,7 +1073,7 @@ def parser() -> argparse.ArgumentParser:
     q.set_defaults(func=cmd_execute)
 
     q = sub.add_parser("framework", help="run your own framework class against a master")
-    q.add_argument("class_path", help="package.module:Class (a subclass of actors.framework.Framework)")
+    q.add_argument("class_path", help="package.module:Class (a subclass of actors.frameworks.base.Framework)")
     q.add_argument("--master", type=_hostports, action="extend", required=True, help=MASTERS_HELP)
     q.add_argument("--name", help="the framework's name (default: the class name)")
     q.add_argument("--role", action="append", help="a role to subscribe with (repeatable)")

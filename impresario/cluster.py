@@ -35,9 +35,9 @@ from typing import Any
 import psutil
 from thespian.actors import ActorAddress, ActorSystem
 
-from actors import messages as M
-from actors.auth import Authenticator, AuthError, is_signed, payload_of
-from actors.codec import CodecError, decode, encode
+from actors.protocol import messages as M
+from actors.protocol.codec import CodecError, decode, encode
+from actors.security.auth import Authenticator, AuthError, is_signed, payload_of
 
 from . import hardening
 from .realhost import BASE_PORTS, SYSTEM_BASE, TcpAddresses
@@ -45,9 +45,9 @@ from .security import AUTH_PORT, Auth, generate_secrets
 
 log = logging.getLogger("impresario.cluster")
 
-MASTER_CLASS = "actors.master.Master"
-ALLOCATOR_CLASS = "actors.allocator.Allocator"
-AGENT_CLASS = "actors.agent.Agent"
+MASTER_CLASS = "actors.master.actor.Master"
+ALLOCATOR_CLASS = "actors.allocator.actor.Allocator"
+AGENT_CLASS = "actors.agent.actor.Agent"
 MASTER_GLOBAL_NAME = "impresario-master"
 ALLOCATOR_GLOBAL_NAME = "impresario-allocator"
 DEFAULT_MASTER_PORT = 5050
@@ -170,7 +170,7 @@ def _pgid(pid: int) -> int | None:
 class Client:
     """Talks to kernel actors from outside, through one system's external context.
 
-    With ``auth`` (an :class:`~actors.auth.Authenticator`, e.g. from :meth:`Auth.client`)
+    With ``auth`` (an :class:`~actors.security.auth.Authenticator`, e.g. from :meth:`Auth.client`)
     everything it sends is signed, and an answer is taken only if it is authentic."""
 
     def __init__(self, asys: ActorSystem, auth: Authenticator | None = None) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 from thespian.actors import ActorAddress
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 
-from actors.base import Addresses, ConfigError
+from actors.config import ConfigError
+from actors.ports import Addresses
 
 SYSTEM_BASE = "multiprocTCPBase"
 

@@ -33,8 +33,8 @@ import stat
 import time
 from typing import Any
 
-from actors.auth import Authenticator, Credentials, principal_error
-from actors.base import ConfigError, setting
+from actors.config import ConfigError, setting
+from actors.security.auth import Authenticator, Credentials, principal_error
 
 #: A secrets file larger than this is refused (it holds names and secrets, not data).
 MAX_SECRETS_FILE_BYTES = 2**20
@@ -108,7 +108,7 @@ def load_secrets(path: str) -> Credentials:
 
 def make_authenticator(principal: str, secrets_file: str, origin: str,
                        incarnation: int | None = None) -> Authenticator:
-    """An :class:`~actors.auth.Authenticator` signing as ``principal`` from ``origin`` (an
+    """An :class:`~actors.security.auth.Authenticator` signing as ``principal`` from ``origin`` (an
     actor's name, or a client's), with the secrets of ``secrets_file``."""
     creds = load_secrets(secrets_file)
     if principal not in creds:

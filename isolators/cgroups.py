@@ -47,8 +47,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from actors.messages import Reason
 from actors.ports import ContainerError
+from actors.protocol.messages import Reason
 
 from . import bpf
 from .isolator import UNSHARE_MOUNT, Container, Isolator, Limitation

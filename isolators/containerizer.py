@@ -94,8 +94,8 @@ from typing import IO, Any, NamedTuple
 
 import psutil
 
-from actors.messages import AssignedGpu, ResourceStatistics, TaskInfo
 from actors.ports import ContainerError, ContainerExit, Launched
+from actors.protocol.messages import AssignedGpu, ResourceStatistics, TaskInfo
 
 from .cgroups import CgroupsIsolator, Hierarchies, IsolationError, detect
 from .cni import CniIsolator, find_network

@@ -21,9 +21,9 @@ from typing import Any
 
 import psutil
 
-from actors.base import load_object
+from actors.config import load_object
 from actors.ports import Discovered
-from actors.resources import Resources
+from actors.protocol.resources import Resources
 
 from .containerizer import build_isolators, describe_isolation, isolation_names
 from .gpu import discover_gpus

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import AssignedGpu, Reason, TaskInfo
+from actors.protocol.messages import AssignedGpu, Reason, TaskInfo
 
 from .limits import DeviceRule
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from actors.messages import Reason
+from actors.protocol.messages import Reason
 
 from .isolator import Container, Isolator, Limitation
 from .limits import MIB, memory_limit_bytes

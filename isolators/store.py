@@ -6,7 +6,7 @@ name with percent-encoding (every byte of its UTF-8 form outside
 is the file ``ex%2Ff1%2Fe1``; a key whose encoded name would be too long for a
 file system goes into a file named ``#`` and the SHA-256 of its name, which
 holds the key before the value.  The file holds the value as
-:func:`actors.codec.pack_value` packs it (bytes given as the value are written
+:func:`actors.protocol.codec.pack_value` packs it (bytes given as the value are written
 as they are).
 
 A write is atomic: the value goes into a temporary file in the same directory
@@ -32,8 +32,8 @@ import os
 import re
 from typing import Any
 
-from actors.base import ConfigError
-from actors.codec import pack_value
+from actors.config import ConfigError
+from actors.protocol.codec import pack_value
 
 #: Where a master keeps its registry without a ``work_dir`` setting (``impresario master``'s default).
 DEFAULT_MASTER_WORK_DIR = "/var/tmp/impresario-master"

@@ -1,4 +1,4 @@
-"""Authenticated messages in the simulator: the kernel's own ``actors.auth``, with
+"""Authenticated messages in the simulator: the kernel's own ``actors.security.auth``, with
 secrets made in memory for the scenario.
 
 ``[sim] authenticate = true`` turns it on: every actor gets the ``auth`` port
@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from actors.auth import Authenticator, Credentials, principal_error
-from actors.base import ConfigError
+from actors.config import ConfigError
+from actors.security.auth import Authenticator, Credentials, principal_error
 
 AUTH_PORT = ("auth", "sim.auth:authenticator")
 HARNESS_PRINCIPAL = "operator"

@@ -22,12 +22,13 @@ from typing import Any
 import msgpack
 import simpy
 
-from actors import messages as M
 from actors.base import KernelActor, handles
-from actors.codec import encode
-from actors.resources import Resources
+from actors.protocol import messages as M
+from actors.protocol.codec import encode
+from actors.protocol.resources import Resources
 
-from .host import BASE_PORTS, LatencyModel, SimHost
+from .host import BASE_PORTS, SimHost
+from .network import ConstantNetwork
 
 LATENCY = 0.0005
 
@@ -72,7 +73,7 @@ class Source(KernelActor):
 
 def through_host(message: Any, n: int) -> float:
     """Seconds per message: tell -> heap -> digest -> decode/validate -> handler."""
-    host = SimHost(LatencyModel(LATENCY))
+    host = SimHost(ConstantNetwork(LATENCY))
     sink = host.spawn(Sink, name="sink")
     src = host.spawn(Source, name="source")
     for addr, comp in ((sink, "sink"), (src, "source")):
@@ -164,13 +165,13 @@ def auth_payload(size: int = 216) -> bytes:
 
 
 def bench_auth(payload_bytes: int = 216, n: int = 100_000, repeat: int = 5) -> dict[str, Any]:
-    """The cost of authenticating one message (``actors.auth``), in microseconds, the
+    """The cost of authenticating one message (``actors.security.auth``), in microseconds, the
     fastest of ``repeat`` rounds of ``n``: the HMAC-SHA256 alone (``hmac.digest``, and the
     kernel's prepared pads), sealing, and opening (parse, MAC, replay window)."""
     import hmac
     import timeit
 
-    from actors.auth import Credentials, hmac_pads, mac
+    from actors.security.auth import Credentials, hmac_pads, mac
 
     payload = auth_payload(payload_bytes)
     creds = Credentials({"agent": bytes(range(32))})
@@ -203,7 +204,7 @@ def _synthetic(agents: int, frameworks: int, roles: int, policy_name: str = "drf
                shape: str = "cpus:32;mem:131072;disk:1048576") -> Any:
     """Mesos' benchmark shape: every agent free, every framework wanting offers, frameworks
     spread evenly over flat roles."""
-    from actors.allocator import policy_class
+    from actors.allocator.actor import policy_class
 
     p = policy_class(policy_name)({"allocation_interval": 1.0, "seed": 1})
     total = Resources.parse(shape)

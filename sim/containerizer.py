@@ -19,9 +19,9 @@ import heapq
 import signal
 from typing import Any
 
-from actors.batch import DURATION_LABEL, EXIT_CODE_LABEL
-from actors.messages import AssignedGpu, ResourceStatistics, TaskInfo
+from actors.frameworks.batch import DURATION_LABEL, EXIT_CODE_LABEL
 from actors.ports import ContainerError, ContainerExit, Launched
+from actors.protocol.messages import AssignedGpu, ResourceStatistics, TaskInfo
 
 
 class NodeContainers:

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.units import UnitError, parse_duration
+from actors.protocol.units import UnitError, parse_duration
 
 KINDS = ("agent_crash", "agent_restart", "master_failover", "partition", "heal", "message_loss", "slow_link")
 FAULT_KEYS = {"at", "kind", "targets", "duration", "probability", "delay"}

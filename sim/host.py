@@ -52,19 +52,15 @@ import simpy
 from simpy.events import NORMAL
 from thespian.actors import ActorAddress, ActorExitRequest, ChildActorExited, WakeupMessage
 
-from actors.auth import AuthError, is_signed, payload_tag
-from actors.base import Addresses, load_object
-from actors.codec import decode, encode, peek_tag
-from actors.ports import MemoryStore
+from actors.config import load_object
+from actors.ports import Addresses, MemoryStore
+from actors.protocol.codec import decode, encode, peek_tag
+from actors.security.auth import AuthError, is_signed, payload_tag
 
 from .auth import HARNESS_ORIGIN, HARNESS_PRINCIPAL, SimAuth
 from .network import ConstantNetwork, Network
 
 _pack_time = struct.Struct("<d").pack
-
-
-class LatencyModel(ConstantNetwork):
-    """A constant delay per message (kept for callers that name it so)."""
 
 
 class _Event:
@@ -184,7 +180,7 @@ _FIXED_RE = re.compile(r"^\s*fixed\s*\(\s*([^)]+)\)\s*$")
 
 def parse_service_time(text: str) -> tuple[str, float]:
     """``zero`` | ``fixed(2ms)`` | ``measured`` -> (kind, seconds)."""
-    from actors.units import parse_duration
+    from actors.protocol.units import parse_duration
 
     text = str(text).strip()
     if text in ("zero", "measured"):

@@ -25,7 +25,7 @@ from typing import Any
 
 import networkx as nx
 
-from actors.units import Distribution, parse_distribution
+from actors.protocol.units import Distribution, parse_distribution
 
 LOOPBACK = 0.00002   # two actors of one host (an agent and its executors)
 SPINE = "spine"

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from actors import messages as M
-from actors.codec import message_types
-from actors.framework import Framework, peak_running, percentile
-from actors.resources import SCALAR_NAMES, from_millis
+from actors.frameworks.base import Framework, peak_running, percentile
+from actors.protocol import messages as M
+from actors.protocol.codec import message_types
+from actors.protocol.resources import SCALAR_NAMES, from_millis
 
 from .auth import AUTH_PORT
 from .faults import Fault, FaultLog, select
@@ -120,8 +120,8 @@ class SimCluster:
         host = self.host
         weights = {r.name: r.weight for r in sc.roles}
         allocator_address = "allocator" if address == "master" else f"allocator-{address}"
-        master = host.spawn("actors.master.Master", name=address, node=self.master_node)
-        allocator = host.spawn("actors.allocator.Allocator", name=allocator_address, node=self.master_node)
+        master = host.spawn("actors.master.actor.Master", name=address, node=self.master_node)
+        allocator = host.spawn("actors.allocator.actor.Allocator", name=allocator_address, node=self.master_node)
         self._configure(allocator, "allocator", "allocator", {
             "master": address, "seed": self.seed, "weights": weights,
             "allocation_interval": sc.allocation_interval, "policy": sc.allocator})
@@ -134,7 +134,7 @@ class SimCluster:
         return master, allocator
 
     def _start_agent(self, name: str) -> None:
-        addr = self.host.spawn("actors.agent.Agent", name=name, node=self.agent_nodes[name])
+        addr = self.host.spawn("actors.agent.actor.Agent", name=name, node=self.agent_nodes[name])
         self._configure(addr, "agent", name, self.agent_settings[name], (("checkpoint", "sim.host:store"),))
 
     def _configure(self, addr: Any, component: str, name: str, settings: dict[str, Any],

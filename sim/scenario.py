@@ -13,14 +13,14 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.acl import ACL, ACLError
-from actors.allocator import policy_class
-from actors.auth import principal_error
-from actors.base import ConfigError
-from actors.batch import parse_task_spec
-from actors.quota import Quota, QuotaError, amounts, validate
-from actors.resources import Resources, role_error
-from actors.units import UnitError, parse_duration, parse_size
+from actors.allocator.actor import policy_class
+from actors.allocator.quota import Quota, QuotaError, amounts, validate
+from actors.config import ConfigError
+from actors.frameworks.batch import parse_task_spec
+from actors.protocol.resources import Resources, role_error
+from actors.protocol.units import UnitError, parse_duration, parse_size
+from actors.security.acl import ACL, ACLError
+from actors.security.auth import principal_error
 
 from .faults import Fault, FaultError, parse_fault, select
 from .host import parse_service_time
@@ -86,7 +86,7 @@ class Scenario:
     operator: list[OperatorCall] = field(default_factory=list)
     master_settings: dict[str, Any] = field(default_factory=dict)
     agent_settings: dict[str, Any] = field(default_factory=dict)
-    #: [acls]: the master's ACLs (the shape of actors.acl), None: no authorization
+    #: [acls]: the master's ACLs (the shape of actors.security.acl), None: no authorization
     acls: dict[str, Any] | None = None
     path: str | None = None
 
@@ -103,7 +103,7 @@ class Scenario:
         return total
 
 
-BATCH_CLASS = "actors.batch:BatchFramework"
+BATCH_CLASS = "actors.frameworks.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
 SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator", "service_time",
             "sample_every", "authenticate"}

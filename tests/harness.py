@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from actors import messages as M
+from actors.protocol import messages as M
 
 PROBE = "tests.actors.probe:ProbeFramework"
 SIM_EXECUTOR_PORTS = [["containerizer", "sim.containerizer:SimContainerizer"]]
@@ -89,14 +89,14 @@ class SimHarness(Harness):
             host.authenticate(seed)
             self.ports = (*BASE_PORTS, AUTH_PORT)
             executor_ports = [*SIM_EXECUTOR_PORTS, list(AUTH_PORT)]
-        self.master = host.spawn("actors.master.Master", name="master")
-        self.allocator = host.spawn("actors.allocator.Allocator", name="allocator")
+        self.master = host.spawn("actors.master.actor.Master", name="master")
+        self.allocator = host.spawn("actors.allocator.actor.Allocator", name="allocator")
         self._configure(self.allocator, "allocator", "allocator", {"master": "master", "seed": seed})
         self._configure(self.master, "master", "master",
                         {"master_id": "m1", "allocator": "allocator", **(master_settings or {})})
         self.agents = []
         for i in range(agents):
-            a = host.spawn("actors.agent.Agent", name=f"agent-{i}")
+            a = host.spawn("actors.agent.actor.Agent", name=f"agent-{i}")
             self._configure(a, "agent", f"agent-{i}", {
                 "master": "master", "resources": resources, "executor_ports": executor_ports,
                 "seed": seed, **(agent_settings or {})})

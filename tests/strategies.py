@@ -14,8 +14,8 @@ from typing import Any, Union
 
 from hypothesis import strategies as st
 
-from actors import codec
-from actors.resources import MAX_RANGE_VALUE, Resources
+from actors.protocol import codec
+from actors.protocol.resources import MAX_RANGE_VALUE, Resources
 
 ID_ALPHABET = st.characters(min_codepoint=33, max_codepoint=0x2FF,
                             blacklist_characters="/\\\x7f", blacklist_categories=("Zs", "Cc"))

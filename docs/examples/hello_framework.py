@@ -10,9 +10,9 @@ or against a running master:
         --settings '{"count": 5}'
 """
 
-from actors.framework import Framework
-from actors.messages import CommandInfo, TaskInfo
-from actors.resources import Resources
+from actors.frameworks.base import Framework
+from actors.protocol.messages import CommandInfo, TaskInfo
+from actors.protocol.resources import Resources
 
 
 class Hello(Framework):

@@ -1,9 +1,9 @@
 """A researcher's own allocation policy, for the pluggability test."""
 
-from actors.allocator import DRFPolicy
+from actors.allocator.hierarchical import HierarchicalPolicy
 
 
-class LastAgentFirst(DRFPolicy):
+class LastAgentFirst(HierarchicalPolicy):
     """DRF, but it counts its runs (a stand-in for a policy under study)."""
 
     def __init__(self, settings):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors import messages as M
-from actors.batch import make_task
-from actors.framework import Framework
-from actors.resources import Resources
+from actors.frameworks.base import Framework
+from actors.frameworks.batch import make_task
+from actors.protocol import messages as M
+from actors.protocol.resources import Resources
 
 
 def status_dict(s: M.TaskStatus) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Principals and ACLs (actors/acl.py) at the master and the agent, on both hosts.
+"""Principals and ACLs (actors/security/acl.py) at the master and the agent, on both hosts.
 
 A master and its allocator with an ACL and an agent, all with the ``auth`` port
 (``sim.auth`` in the simulator, ``impresario.security`` with a secrets file on a
@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from actors import messages as M
-from actors.auth import Credentials
-from actors.codec import decode, encode
-from actors.resources import Resources
+from actors.protocol import messages as M
+from actors.protocol.codec import decode, encode
+from actors.protocol.resources import Resources
+from actors.security.auth import Credentials
 
 ANY = {"type": "ANY"}
 
@@ -119,8 +119,8 @@ class SimLeg(Leg):
         self.host = host = SimHost()
         self.auth = host.authenticate(seed=3)
         self.ports = (*BASE_PORTS, AUTH_PORT)
-        self.master = host.spawn("actors.master.Master", name="master")
-        allocator = host.spawn("actors.allocator.Allocator", name="allocator")
+        self.master = host.spawn("actors.master.actor.Master", name="master")
+        allocator = host.spawn("actors.allocator.actor.Allocator", name="allocator")
         self._configure(allocator, "allocator", {"master": "master", "seed": 3})
         self._configure(self.master, "master", {"master_id": "m-acl", "allocator": "allocator", "acls": ACLS})
         self.sealers: dict[str, Any] = {}
@@ -132,7 +132,7 @@ class SimLeg(Leg):
         assert not self.host.run_until_reply(M.Configured).error
 
     def spawn_agent(self, name: str, principal: str) -> Any:
-        addr = self.host.spawn("actors.agent.Agent", name=name)
+        addr = self.host.spawn("actors.agent.actor.Agent", name=name)
         self._configure(addr, "agent", {
             "master": "master", "resources": AGENT_RESOURCES, "seed": 3, "principal": principal,
             "executor_ports": [["containerizer", "sim.containerizer:SimContainerizer"],
@@ -190,8 +190,8 @@ class RealLeg(Leg):
         try:
             self.asys = self.system.asys
             self.inbox_open = self.sealer("operator").open
-            self.master = self.asys.createActor("actors.master.Master")
-            allocator = self.asys.createActor("actors.allocator.Allocator")
+            self.master = self.asys.createActor("actors.master.actor.Master")
+            allocator = self.asys.createActor("actors.allocator.actor.Allocator")
             auth = {"principal": "master", "secrets_file": path}
             self._configure(allocator, "allocator", {"master": address_text(self.master), "seed": 3, **auth})
             self._configure(self.master, "master", {"master_id": "m-acl", "allocator": address_text(allocator),
@@ -211,7 +211,7 @@ class RealLeg(Leg):
         assert not reply.error, reply.error
 
     def spawn_agent(self, name: str, principal: str) -> Any:
-        addr = self.asys.createActor("actors.agent.Agent")
+        addr = self.asys.createActor("actors.agent.actor.Agent")
         auth = {"principal": principal, "secrets_file": self.path}
         self._configure(addr, "agent", {
             "master": self.address_text(self.master), "resources": AGENT_RESOURCES, "seed": 3,
@@ -513,7 +513,7 @@ def test_an_agent_ignores_a_refusal_while_registered():
 def test_an_executor_takes_launches_from_its_agent_only():
     """Past the master's and the agent's checks nobody can start a task: an executor takes
     calls from its agent's address and principal only."""
-    from actors.executor import Executor
+    from actors.agent.executor import Executor
     from tests.harness import SimHarness
     h = SimHarness(authenticate=True, agents=1)
     host = h.host

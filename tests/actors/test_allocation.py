@@ -1,7 +1,7 @@
 """Allocation through the whole kernel, on both hosts: roles, quota, operator calls."""
 
-from actors import messages as M
-from actors.codec import encode
+from actors.protocol import messages as M
+from actors.protocol.codec import encode
 
 
 def offered_cpus(h, fw):

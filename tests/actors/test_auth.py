@@ -1,4 +1,4 @@
-"""Authenticated messages between the kernel's actors (actors/auth.py, actors/base.py).
+"""Authenticated messages between the kernel's actors (actors/security/auth.py, actors/base.py).
 
 The refusals are tested the same way on the SimPy host and on a real Thespian
 system: a master and its allocator with the ``auth`` port (``sim.auth`` in the
@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 
-from actors import messages as M
-from actors.auth import Credentials
-from actors.codec import decode, encode
+from actors.protocol import messages as M
+from actors.protocol.codec import decode, encode
+from actors.security.auth import Credentials
 from tests.harness import SimHarness
 
-BATCH = "actors.batch:BatchFramework"
+BATCH = "actors.frameworks.batch:BatchFramework"
 
 
 def weights(w: float) -> bytes:
@@ -43,8 +43,8 @@ class SimLeg:
         self.host = host = SimHost()
         self.auth_state = host.authenticate(seed=3)
         ports = (*BASE_PORTS, AUTH_PORT)
-        self.master = host.spawn("actors.master.Master", name="master")
-        allocator = host.spawn("actors.allocator.Allocator", name="allocator")
+        self.master = host.spawn("actors.master.actor.Master", name="master")
+        allocator = host.spawn("actors.allocator.actor.Allocator", name="allocator")
         for addr, comp, settings in ((allocator, "allocator", {"master": "master", "seed": 3}),
                                      (self.master, "master", {"master_id": "m-auth", "allocator": "allocator"})):
             host.tell(addr, M.Configure(comp, comp, settings, ports))
@@ -87,8 +87,8 @@ class RealLeg:
         try:
             asys = self.asys = self.system.asys
             self.auth = make_authenticator("operator", path, "test-client")
-            self.master = asys.createActor("actors.master.Master")
-            allocator = asys.createActor("actors.allocator.Allocator")
+            self.master = asys.createActor("actors.master.actor.Master")
+            allocator = asys.createActor("actors.allocator.actor.Allocator")
             ports = (*BASE_PORTS, ("auth", "impresario.security:authenticator"))
             auth = {"principal": "master", "secrets_file": path}
             for addr, comp, settings in (
@@ -219,7 +219,7 @@ def test_a_restarted_agent_is_accepted_and_its_former_incarnation_refused():
     assert from_agent
     old = from_agent[-1]
     host.crash("agent-0")
-    host.spawn("actors.agent.Agent", name="agent-0")
+    host.spawn("actors.agent.actor.Agent", name="agent-0")
     h._configure(h.agents[0], "agent", "agent-0", {
         "master": "master", "resources": "cpus:4;mem:4096;disk:4096",
         "executor_ports": [["containerizer", "sim.containerizer:SimContainerizer"], ["auth", "sim.auth:authenticator"]],

@@ -2,7 +2,7 @@
 
 import msgpack
 
-BATCH = "actors.batch:BatchFramework"
+BATCH = "actors.frameworks.batch:BatchFramework"
 
 
 def finished(h, fw):
@@ -246,8 +246,8 @@ def test_bad_bytes_are_dropped_with_a_reason_and_change_nothing(cluster):
 def test_calls_from_another_address_are_refused(cluster):
     fw = cluster.probe()
     fid = cluster.events(fw)["framework_id"]
-    from actors import messages as M
-    from actors.codec import encode
+    from actors.protocol import messages as M
+    from actors.protocol.codec import encode
     cluster.send_raw(cluster.master, encode(M.Teardown(fid)))  # not the framework's address
     cluster.sleep(1.0)
     assert [f["id"] for f in cluster.master_state()["frameworks"]] == [fid]

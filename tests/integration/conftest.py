@@ -95,8 +95,8 @@ class Runner:
         self.exits = {}
 
     def launch(self, cid, command, cpus=0.1, mem=32, gpus=(), labels=()):
-        from actors.batch import make_task
-        from actors.resources import Resources
+        from actors.frameworks.batch import make_task
+        from actors.protocol.resources import Resources
 
         task = make_task(cid, "agent", Resources.of(cpus=cpus, mem=mem), command=command, labels=tuple(labels))
         return self.cz.launch(cid, task, os.path.join(self.sandboxes, cid), tuple(gpus))

@@ -126,7 +126,7 @@ def test_master_agent_state_and_execute_as_separate_processes(run_cli, tmp_path)
         code, out, err = run_cli("execute", "--master", f"127.0.0.1:{port}", "--", "echo", "from", "afar")
         assert code == 0, out + err
         assert "from afar" in out
-        code, out, err = run_cli("framework", "actors.batch:BatchFramework", "--master", f"127.0.0.1:{port}",
+        code, out, err = run_cli("framework", "actors.frameworks.batch:BatchFramework", "--master", f"127.0.0.1:{port}",
                                  "--settings", json.dumps({"tasks": [{"name": "x", "count": 3, "cpus": 0.5,
                                                                       "mem": 32, "command": "true"}]}))
         assert code == 0, out + err

@@ -15,8 +15,8 @@ import time
 import psutil
 import pytest
 
-from actors.batch import make_task
-from actors.resources import Resources
+from actors.frameworks.batch import make_task
+from actors.protocol.resources import Resources
 from impresario.cluster import AGENT_CLASS, LocalCluster, wait_for
 from isolators.containerizer import Containerizer, default_isolation
 
@@ -381,7 +381,7 @@ def test_impresario_agent_killed_and_started_again_recovers_its_tasks(run_cli, t
         agent, agent_out = start(agent_args, "agent1")
         saw(agent_out, "registered with")
         settings = {"tasks": [{"name": "long", "count": 2, "cpus": 0.1, "mem": 32, "command": "sleep 3600"}]}
-        start([*cmd, "framework", "actors.batch:BatchFramework", "--master", master_at,
+        start([*cmd, "framework", "actors.frameworks.batch:BatchFramework", "--master", master_at,
                "--settings", json.dumps(settings)], "framework")
         wait(lambda: sum(t["state"] == "TASK_RUNNING" for t in state()["tasks"]) == 2, "two tasks to run")
         agent_id = state()["agents"][0]["id"]
@@ -506,7 +506,7 @@ def test_impresario_master_killed_and_started_again_finds_its_agent_framework_an
                              str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
                              "--cgroups-root", cgroups_root)
     cli.saw(agent_out, "registered with")
-    cli.start("framework", "framework", "actors.batch:BatchFramework", "--master", at, "--settings", LONG_TASKS)
+    cli.start("framework", "framework", "actors.frameworks.batch:BatchFramework", "--master", at, "--settings", LONG_TASKS)
     before = wait(lambda: _running_on(cli.state(at), 2), "two tasks to run")
     pids = _task_processes(tmp_path / "a", True)
     assert len(pids) == 2
@@ -542,7 +542,7 @@ def test_an_agent_and_a_framework_fall_back_on_the_next_master_of_their_list(cgr
         assert f"registered with {m1} (1 other master to fall back on)" in agent_out.read_text()
     else:
         assert f"master {m2} left out for now (not reachable" in agent_out.read_text()
-    cli.start("framework", "framework", "actors.batch:BatchFramework", "--master", m1, "--master", m2,
+    cli.start("framework", "framework", "actors.frameworks.batch:BatchFramework", "--master", m1, "--master", m2,
               "--settings", LONG_TASKS)
     before = wait(lambda: _running_on(cli.state(m1), 2), "two tasks to run through the first master")
     if not standby_at_start:

@@ -13,8 +13,8 @@ import stat
 
 import pytest
 
-from actors.messages import AssignedGpu
 from actors.ports import ContainerError
+from actors.protocol.messages import AssignedGpu
 from tests.integration.conftest import need_controllers, need_root
 
 pytestmark = pytest.mark.integration

@@ -28,7 +28,7 @@ from tests.integration.test_cli import _stop, _wait_line
 pytestmark = pytest.mark.integration
 
 PATIENCE = 120.0   # one condition, on a loaded two-core machine
-BATCH = "actors.batch:BatchFramework"
+BATCH = "actors.frameworks.batch:BatchFramework"
 
 
 class Touch:

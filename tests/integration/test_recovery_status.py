@@ -15,8 +15,8 @@ import signal
 import psutil
 import pytest
 
-from actors.batch import make_task
-from actors.resources import Resources
+from actors.frameworks.batch import make_task
+from actors.protocol.resources import Resources
 from impresario.cluster import wait_for
 from isolators.containerizer import Containerizer, default_isolation, read_status
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import pytest
 
-from actors import messages as M
 from actors.ports import ContainerError
-from actors.resources import Resources
+from actors.protocol import messages as M
+from actors.protocol.resources import Resources
 from tests.harness import RealHarness
 
 pytestmark = pytest.mark.integration

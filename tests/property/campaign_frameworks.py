@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from actors import messages as M
-from actors.batch import BatchFramework
+from actors.frameworks.batch import BatchFramework
+from actors.protocol import messages as M
 
 LOG: dict[tuple[str, str], list[tuple[M.TaskState, str, M.Source]]] = defaultdict(list)
 

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.acl import ACL, ACTIONS, ROOT, RUN_TASKS
+from actors.security.acl import ACL, ACTIONS, ROOT, RUN_TASKS
 from tests.harness import SimHarness
 
 PRINCIPALS = ["alice", "bob", "ops"]

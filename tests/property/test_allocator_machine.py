@@ -1,6 +1,6 @@
 """The allocator under random histories, against the reference model and the invariants.
 
-A Hypothesis state machine drives the optimized policy (actors.hierarchical)
+A Hypothesis state machine drives the optimized policy (actors.allocator.hierarchical)
 and the model (allocator_model.py) through the same events: agents and
 frameworks coming and going, offers declined with filters, used, partly
 returned, finished; suppress, revive, deactivation; weight and quota
@@ -26,11 +26,11 @@ import hypothesis.strategies as st
 from hypothesis import event, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from actors import messages as M
-from actors.base import ConfigError
-from actors.hierarchical import HierarchicalPolicy
-from actors.quota import Quota
-from actors.resources import Resources
+from actors.allocator.hierarchical import HierarchicalPolicy
+from actors.allocator.quota import Quota
+from actors.config import ConfigError
+from actors.protocol import messages as M
+from actors.protocol.resources import Resources
 from tests.property.allocator_model import Model, contains
 
 ROLES = ["a", "a/x", "a/y", "b", "b/z/w", "c"]

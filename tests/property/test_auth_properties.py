@@ -8,9 +8,9 @@ import msgpack
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors import messages as M  # noqa: F401  (registers the message types messages() draws)
-from actors.auth import MAC_BYTES, REASONS, AuthError, Credentials, hmac_pads, mac
-from actors.codec import encode
+from actors.protocol import messages as M  # noqa: F401  (registers the message types messages() draws)
+from actors.protocol.codec import encode
+from actors.security.auth import MAC_BYTES, REASONS, AuthError, Credentials, hmac_pads, mac
 from tests.strategies import messages
 
 SECRETS = {"master": b"m" * 32, "agent": b"a" * 32, "framework:web": b"w" * 32}

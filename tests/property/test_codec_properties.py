@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import codec
-from actors.codec import CodecError, decode, encode
+from actors.protocol import codec
+from actors.protocol.codec import CodecError, decode, encode
 from tests.strategies import for_type, messages
 
 

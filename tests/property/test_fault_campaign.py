@@ -35,10 +35,10 @@ from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from actors import executor as executor_module
-from actors import messages as M
-from actors.messages import TaskState
-from actors.resources import Resources
+from actors.agent import executor as executor_module
+from actors.protocol import messages as M
+from actors.protocol.messages import TaskState
+from actors.protocol.resources import Resources
 from sim.faults import Fault
 from sim.runner import SimCluster
 from sim.scenario import parse

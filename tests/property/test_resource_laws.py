@@ -3,7 +3,7 @@
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from actors.resources import EMPTY, ResourceError, Resources, ranges_subtract
+from actors.protocol.resources import EMPTY, ResourceError, Resources, ranges_subtract
 from tests.strategies import resources
 
 same_role = st.shared(st.sampled_from(["*", "eng", "eng/web"]), key="role").flatmap(lambda r: resources(role=r))

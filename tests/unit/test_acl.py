@@ -1,4 +1,4 @@
-"""ACLs (actors/acl.py): parsing with clear errors, first-match decisions, the root rule,
+"""ACLs (actors/security/acl.py): parsing with clear errors, first-match decisions, the root rule,
 hierarchical roles, and the permissive default."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from actors.acl import (
+from actors.security.acl import (
     ACL,
     CACHE_SIZE,
     REGISTER_AGENTS,

@@ -2,15 +2,15 @@
 
 import random
 
-from actors import messages as M
-from actors.allocator import DRFPolicy
-from actors.resources import Resources
+from actors.allocator.hierarchical import HierarchicalPolicy
+from actors.protocol import messages as M
+from actors.protocol.resources import Resources
 
 R = Resources.parse
 
 
 def policy(**settings):
-    return DRFPolicy({"allocation_interval": 1.0, **settings})
+    return HierarchicalPolicy({"allocation_interval": 1.0, **settings})
 
 
 def allocate(p, now=0.0):

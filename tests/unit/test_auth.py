@@ -1,4 +1,4 @@
-"""Authenticated messages (actors/auth.py) and the secrets file of a real host
+"""Authenticated messages (actors/security/auth.py) and the secrets file of a real host
 (impresario/security.py): every refusal reason, the replay window, restarts, the
 table's bound, the file's checks."""
 
@@ -14,8 +14,10 @@ from types import SimpleNamespace
 import msgpack
 import pytest
 
-from actors import messages as M
-from actors.auth import (
+from actors.config import ConfigError
+from actors.protocol import messages as M
+from actors.protocol.codec import encode, peek_tag
+from actors.security.auth import (
     MAC_BYTES,
     REASONS,
     Authenticator,
@@ -30,8 +32,6 @@ from actors.auth import (
     payload_of,
     payload_tag,
 )
-from actors.base import ConfigError
-from actors.codec import encode, peek_tag
 from impresario import security
 from impresario.security import SecretsError, load_secrets, parse_secrets
 

@@ -1,10 +1,10 @@
 import msgpack
 import pytest
 
-from actors import codec
-from actors import messages as M
-from actors.codec import CodecError, decode, encode, peek_tag, tag_of
-from actors.resources import Resources
+from actors.protocol import codec
+from actors.protocol import messages as M
+from actors.protocol.codec import CodecError, decode, encode, peek_tag, tag_of
+from actors.protocol.resources import Resources
 
 
 def task(tid="t1", **kw):

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from actors import agent as agent_module
-from actors import messages as M
-from actors.codec import encode
-from actors.executor import CommandExecutor
-from actors.messages import TaskState
+from actors.agent import actor as agent_module
+from actors.agent.executor import CommandExecutor
+from actors.protocol import messages as M
+from actors.protocol.codec import encode
+from actors.protocol.messages import TaskState
 from sim.runner import SimCluster, summarize
 from sim.scenario import parse
 
@@ -223,7 +223,7 @@ def _restart_elsewhere_forgotten(c):
 def test_a_master_nobody_knows_of_is_found_through_the_list_the_host_sends():
     # On a real host: a master started elsewhere after the agents and the framework, or
     # restarted at a new address without its registry.  Their own lists name only the old
-    # master; their host looks the masters up again and tells them (actors.messages.Masters).
+    # master; their host looks the masters up again and tells them (actors.protocol.messages.Masters).
     seen: dict[str, Any] = {}
 
     def tell_the_list(c):
@@ -406,7 +406,7 @@ def test_a_second_scheduler_with_the_same_id_takes_over_and_the_first_is_told():
     def second(c):
         first = c.host.actor("framework/b")
         seen["first"] = first
-        addr = c.host.spawn("actors.batch:BatchFramework", name="framework/b2", kind="framework")
+        addr = c.host.spawn("actors.frameworks.batch:BatchFramework", name="framework/b2", kind="framework")
         c._configure(addr, "framework", "b2", {"master": "master", "name": "b", "framework_id": first.framework_id,
                                                "tasks": [], "seed": 1})
 

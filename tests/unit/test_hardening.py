@@ -165,7 +165,7 @@ SENDER = addr(5050)
 
 
 def _log_record():
-    r = logging.LogRecord("actors.master", logging.WARNING, "master.py", 10, "agent %s lost", None, None)
+    r = logging.LogRecord("actors.master.actor", logging.WARNING, "master.py", 10, "agent %s lost", None, None)
     r.msg, r.args = r.getMessage(), None
     r.__dict__["actorAddress"] = str(SENDER)
     return r
@@ -180,7 +180,7 @@ PROTOCOL = [
     A.QueryAck("system", "4.0.1", False),
     A.SystemShutdown(),
     A.SystemShutdownCompleted(),
-    A.PendingActor("actors.master.Master", None, 1, {"impresario.master": True}, "impresario-master"),
+    A.PendingActor("actors.master.actor.Master", None, 1, {"impresario.master": True}, "impresario-master"),
     A.PendingActorResponse(addr(1), 1, "impresario-master", actualAddress=addr(2)),
     EndpointConnected(7),
     LoggerConnected(),
@@ -243,8 +243,8 @@ def test_a_second_frame_on_the_same_connection_is_kept_as_extra():
 
 
 @pytest.mark.parametrize("name,ok", [
-    ("actors.master.Master", True),
-    ("actors.agent.Agent", True),
+    ("actors.master.actor.Master", True),
+    ("actors.agent.actor.Agent", True),
     ("actorsx.evil.Actor", False),
     ("thespian.runcommand.RunCommand", False),
     ("thespian.troupe.Troupe", False),
@@ -273,7 +273,7 @@ def test_named_packages_are_admitted_but_never_thespian():
 
 
 def test_an_actor_from_loaded_source_is_refused():
-    msg = A.PendingActor("actors.master.Master", None, 1, None, None, sourceHash="abc")
+    msg = A.PendingActor("actors.master.actor.Master", None, 1, None, None, sourceHash="abc")
     with pytest.raises(RefusedFrame, match="loaded source"):
         hardening.loads(pickle.dumps((SENDER, msg)))
 

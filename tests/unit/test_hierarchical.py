@@ -4,11 +4,11 @@ import random
 
 import pytest
 
-from actors import messages as M
-from actors.base import ConfigError
-from actors.hierarchical import HierarchicalPolicy, RandomPolicy
-from actors.quota import Quota, QuotaError, amounts, validate
-from actors.resources import Resources
+from actors.allocator.hierarchical import HierarchicalPolicy, RandomPolicy
+from actors.allocator.quota import Quota, QuotaError, amounts, validate
+from actors.config import ConfigError
+from actors.protocol import messages as M
+from actors.protocol.resources import Resources
 
 R = Resources.parse
 

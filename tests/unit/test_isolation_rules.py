@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.gpus import GpuPool
+from actors.agent.gpus import GpuPool
 from isolators import bpf
 from isolators.cgroups import IsolationError, parse_mounts
 from isolators.cni import parse_network, result_addresses

@@ -1,6 +1,6 @@
 import pytest
 
-from actors.resources import (
+from actors.protocol.resources import (
     EMPTY,
     ResourceError,
     Resources,

@@ -30,7 +30,7 @@ def test_a_valid_scenario():
     assert sc.groups[0].resources.mem == 16384
     assert sc.roles[0].weight == 2.0
     fw = sc.frameworks[0]
-    assert fw.class_path == "actors.batch:BatchFramework"
+    assert fw.class_path == "actors.frameworks.batch:BatchFramework"
     assert fw.settings["tasks"] == [{"name": "b", "count": 10, "cpus": 1, "mem": "1GiB", "duration": "exp(30s)"}]
 
 

@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from actors.resources import Resources
-from actors.units import parse_size
+from actors.protocol.resources import Resources
+from actors.protocol.units import parse_size
 from sim import api
 from sim.scenario import load
 

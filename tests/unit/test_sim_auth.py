@@ -104,11 +104,11 @@ def test_sim_principals():
 
 
 def test_the_port_needs_authentication_on():
-    from actors import messages as M
+    from actors.protocol import messages as M
     from sim.auth import AUTH_PORT
     from sim.host import BASE_PORTS, SimHost
     host = SimHost()
-    addr = host.spawn("actors.allocator.Allocator", name="allocator")
+    addr = host.spawn("actors.allocator.actor.Allocator", name="allocator")
     host.tell(addr, M.Configure("allocator", "allocator", {"master": "master"}, (*BASE_PORTS, AUTH_PORT)))
     reply = host.run_until_reply(M.Configured)
     assert "authentication on" in reply.error

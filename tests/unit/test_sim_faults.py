@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from actors.messages import TaskState
+from actors.protocol.messages import TaskState
 from sim import api
 from sim.faults import KINDS, Fault, FaultError, parse_fault, select
 from sim.runner import SimCluster, summarize

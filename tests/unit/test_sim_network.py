@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.units import Distribution
+from actors.protocol.units import Distribution
 from sim.host import SimHost
 from sim.network import LOOPBACK, SPINE, ConstantNetwork, Network, TopologyNetwork, from_settings
 

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.batch import BatchFramework
-from actors.messages import TaskState
+from actors.frameworks.batch import BatchFramework
+from actors.protocol.messages import TaskState
 from sim import api, traces
 from sim.runner import SimCluster, summarize
 from sim.scenario import ScenarioError

@@ -1,6 +1,6 @@
 """Simulated workloads: arrival processes, task shapes and durations, services, and service time.
 
-Arrival processes are checked twice: on :class:`actors.batch.Arrival` directly (many
+Arrival processes are checked twice: on :class:`actors.frameworks.batch.Arrival` directly (many
 samples, fixed seeds, tolerances of several standard errors) and in small simulated
 runs, where a task's submission time is when the batch framework enqueued it.  Task
 states are recorded by wrapping the framework's ``status_update`` before the run.
@@ -22,9 +22,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.base import ConfigError
-from actors.batch import Arrival, BatchFramework, parse_arrival, parse_task_spec
-from actors.messages import TaskState
+from actors.config import ConfigError
+from actors.frameworks.batch import Arrival, BatchFramework, parse_arrival, parse_task_spec
+from actors.protocol.messages import TaskState
 from sim import api
 from sim.host import parse_service_time
 from sim.runner import SimCluster, summarize

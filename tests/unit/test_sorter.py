@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.sorter import SORTERS, DRFSorter, RandomSorter, make_sorter
+from actors.allocator.sorter import SORTERS, DRFSorter, RandomSorter, make_sorter
 
 TOTAL = {"cpus": 100_000, "mem": 1_000_000}
 

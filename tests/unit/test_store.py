@@ -5,10 +5,10 @@ import stat
 
 import pytest
 
-from actors import messages as M
-from actors.base import ConfigError
-from actors.codec import CodecError, pack_value, unpack_value
+from actors.config import ConfigError
 from actors.ports import MemoryStore
+from actors.protocol import messages as M
+from actors.protocol.codec import CodecError, pack_value, unpack_value
 from isolators.store import FileStore, checkpoint, decode_key, encode_key, registry
 
 

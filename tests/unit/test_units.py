@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from actors.units import UnitError, parse_distribution, parse_duration, parse_size
+from actors.protocol.units import UnitError, parse_distribution, parse_duration, parse_size
 
 
 @pytest.mark.parametrize("text,mib", [

@@ -19,7 +19,7 @@ Bad calls from a framework get an ``ERROR`` event naming the call and the
 problem, or - for a task that cannot be launched - a ``TASK_ERROR`` update
 with the reason, as Mesos does; nothing else changes.
 
-Authorization (``actors.acl``): with an ``acls`` setting, an agent's
+Authorization (``actors.security.acl``): with an ``acls`` setting, an agent's
 (re-)registration needs ``register_agents`` for its principal (else
 ``AgentRefused``), a SUBSCRIBE ``register_frameworks`` for each of its roles,
 a launch ``run_tasks`` for each task's user (else ``TASK_ERROR``,
@@ -43,9 +43,16 @@ from typing import Any
 
 from thespian.actors import ActorAddress
 
-from . import messages as M
-from .accounting import RoleLedger
-from .acl import (
+from actors.allocator.quota import Quota, QuotaError, amounts, validate
+from actors.allocator.quota import from_wire as quota_from_wire
+from actors.base import KernelActor, handles
+from actors.config import ConfigError, setting
+from actors.master.accounting import RoleLedger
+from actors.protocol import messages as M
+from actors.protocol.codec import CodecError, encode, peek_tag, tag_of, unpack_value
+from actors.protocol.messages import Capability, Reason, Source, TaskState
+from actors.protocol.resources import DEFAULT_ROLE, EMPTY, ResourceError, Resources
+from actors.security.acl import (
     ACL,
     REGISTER_AGENTS,
     REGISTER_FRAMEWORKS,
@@ -55,12 +62,6 @@ from .acl import (
     UPDATE_WEIGHTS,
     ACLError,
 )
-from .base import ConfigError, KernelActor, handles, setting
-from .codec import CodecError, encode, peek_tag, tag_of, unpack_value
-from .messages import Capability, Reason, Source, TaskState
-from .quota import Quota, QuotaError, amounts, validate
-from .quota import from_wire as quota_from_wire
-from .resources import DEFAULT_ROLE, EMPTY, ResourceError, Resources
 
 TS = TaskState
 VERSION = "0.1.0"

@@ -26,7 +26,7 @@ from typing import Any, Union
 
 import msgpack
 
-from .resources import ResourceError, Resources, role_error
+from actors.protocol.resources import ResourceError, Resources, role_error
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 2**20

@@ -24,7 +24,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Union
 
-from .codec import (
+from actors.protocol.codec import (
     Count,
     Id,
     Json,
@@ -37,7 +37,7 @@ from .codec import (
     union_member,
     value,
 )
-from .resources import EMPTY, Resources
+from actors.protocol.resources import EMPTY, Resources
 
 Labels = tuple[tuple[str, str], ...]
 

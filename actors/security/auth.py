@@ -59,7 +59,7 @@ from typing import Any
 
 import msgpack
 
-from .codec import MAX_MESSAGE_BYTES, id_error, peek_tag
+from actors.protocol.codec import MAX_MESSAGE_BYTES, id_error, peek_tag
 
 SIGNED_VERSION = 2
 MAC_BYTES = 32

@@ -7,10 +7,10 @@ go to which framework in which role.  The :class:`Allocator` actor wraps it:
 it runs the policy every ``allocation_interval`` seconds and on triggers
 (agent added, framework added or re-activated, revive), coalescing triggers
 that arrive together into one pending run, and sends the result to the
-master as one :class:`~actors.messages.AllocOffers` message.
+master as one :class:`~actors.protocol.messages.AllocOffers` message.
 
 The policy is chosen by name in the settings (``policy``): ``drf`` (the
-hierarchical DRF allocator with quota, :mod:`actors.hierarchical`),
+hierarchical DRF allocator with quota, :mod:`actors.allocator.hierarchical`),
 ``random`` (the same with weighted random sorters), an entry point of the
 group ``impresario.allocators``, or a dotted path to any class with the same
 methods (see docs/allocators.md).
@@ -23,18 +23,16 @@ from typing import Any
 
 from thespian.actors import ActorAddress
 
-from . import messages as M
-from .base import ConfigError, KernelActor, handles, load_object, setting
-from .hierarchical import HierarchicalPolicy
-from .quota import Quota, QuotaError, from_wire
+from actors.allocator.quota import Quota, QuotaError, from_wire
+from actors.base import KernelActor, handles
+from actors.config import ConfigError, load_object, setting
+from actors.protocol import messages as M
 
 #: Allocation policies by name; a dotted path ("package.module:Class") or an entry point
 #: in the group ``impresario.allocators`` names any other.
-POLICIES = {"drf": "actors.hierarchical:HierarchicalPolicy", "random": "actors.hierarchical:RandomPolicy"}
+POLICIES = {"drf": "actors.allocator.hierarchical:HierarchicalPolicy", "random": "actors.allocator.hierarchical:RandomPolicy"}
 ENTRY_POINT_GROUP = "impresario.allocators"
 
-#: The reference policy (the name older configurations use).
-DRFPolicy = HierarchicalPolicy
 
 
 def policy_class(name: str) -> Any:

@@ -55,8 +55,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .codec import id_error
-from .resources import DEFAULT_ROLE, role_error
+from actors.protocol.codec import id_error
+from actors.protocol.resources import DEFAULT_ROLE, role_error
 
 ANY = "ANY"
 NONE = "NONE"

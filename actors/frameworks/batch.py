@@ -52,12 +52,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import messages as M
-from .base import ConfigError
-from .framework import Framework
-from .messages import TaskState
-from .resources import ResourceError, Resources
-from .units import Distribution, UnitError, parse_distribution, parse_duration, parse_size
+from actors.config import ConfigError
+from actors.frameworks.base import Framework
+from actors.protocol import messages as M
+from actors.protocol.messages import TaskState
+from actors.protocol.resources import ResourceError, Resources
+from actors.protocol.units import (
+    Distribution,
+    UnitError,
+    parse_distribution,
+    parse_duration,
+    parse_size,
+)
 
 TS = TaskState
 DURATION_LABEL = "impresario.sim/duration"

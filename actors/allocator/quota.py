@@ -19,8 +19,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .resources import MAX_MILLIS, ResourceError, check_name, role_ancestors, role_error, to_millis
-from .units import UnitError, parse_size
+from actors.protocol.resources import (
+    MAX_MILLIS,
+    ResourceError,
+    check_name,
+    role_ancestors,
+    role_error,
+    to_millis,
+)
+from actors.protocol.units import UnitError, parse_size
 
 Amounts = dict[str, int]
 

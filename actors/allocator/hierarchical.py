@@ -35,11 +35,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from zlib import crc32
 
-from . import messages as M
-from .base import ConfigError
-from .quota import Quota, QuotaError, validate
-from .resources import DEFAULT_ROLE, EMPTY, Resources, role_ancestors
-from .sorter import Sorter, add_into, make_sorter, sub_into
+from actors.allocator.quota import Quota, QuotaError, validate
+from actors.allocator.sorter import Sorter, add_into, make_sorter, sub_into
+from actors.config import ConfigError
+from actors.protocol import messages as M
+from actors.protocol.resources import DEFAULT_ROLE, EMPTY, Resources, role_ancestors
 
 GPU = M.Capability.GPU_RESOURCES
 SELF = "\x00self"  # the virtual child standing for a role's own frameworks

@@ -52,10 +52,11 @@ from typing import Any
 
 from thespian.actors import ActorAddress
 
-from . import messages as M
-from .base import ConfigError, FollowsMasters, handles, setting
-from .messages import Capability, TaskState
-from .resources import role_error
+from actors.base import FollowsMasters, handles
+from actors.config import ConfigError, setting
+from actors.protocol import messages as M
+from actors.protocol.messages import Capability, TaskState
+from actors.protocol.resources import role_error
 
 TS = TaskState
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .messages import AssignedGpu
+from actors.protocol.messages import AssignedGpu
 
 Key = tuple[str, str]   # (framework id, task id)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .resources import DEFAULT_ROLE, EMPTY, SCALAR_NAMES, Resources, from_millis
+from actors.protocol.resources import DEFAULT_ROLE, EMPTY, SCALAR_NAMES, Resources, from_millis
 
 KINDS = ("allocated", "offered", "used")
 

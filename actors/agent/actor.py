@@ -30,7 +30,7 @@ records it registers as a new agent; its new incarnation tells the master that
 the old agent is gone.
 
 GPUs are whole devices: the agent decides which of its discovered GPUs a task
-gets (:class:`~actors.gpus.GpuPool`) and tells the executor with the launch.
+gets (:class:`~actors.agent.gpus.GpuPool`) and tells the executor with the launch.
 Executors sample their tasks' usage (real hosts: the ``usage_interval``
 setting); the agent batches the latest samples into one ``UsageReport`` to
 the master per interval.
@@ -51,18 +51,19 @@ from typing import Any
 
 from thespian.actors import ActorAddress, ActorExitRequest
 
-from . import messages as M
-from .acl import ACL, ROOT, RUN_TASKS, ACLError
-from .base import ConfigError, FollowsMasters, handles, setting
-from .codec import CodecError, encode, unpack_value
-from .gpus import GpuPool
-from .messages import Reason, Source, TaskState
-from .ports import Discovered
-from .resources import Resources
+from actors.agent.gpus import GpuPool
+from actors.base import FollowsMasters, handles
+from actors.config import ConfigError, setting
+from actors.ports import Discovered
+from actors.protocol import messages as M
+from actors.protocol.codec import CodecError, encode, unpack_value
+from actors.protocol.messages import Reason, Source, TaskState
+from actors.protocol.resources import Resources
+from actors.security.acl import ACL, ROOT, RUN_TASKS, ACLError
 
 TS = TaskState
-COMMAND_EXECUTOR = "actors.executor.CommandExecutor"
-DEFAULT_EXECUTOR = "actors.executor.DefaultExecutor"
+COMMAND_EXECUTOR = "actors.agent.executor.CommandExecutor"
+DEFAULT_EXECUTOR = "actors.agent.executor.DefaultExecutor"
 RETRY_MIN = 10.0      # Mesos STATUS_UPDATE_RETRY_INTERVAL_MIN
 RETRY_MAX = 600.0     # Mesos STATUS_UPDATE_RETRY_INTERVAL_MAX
 

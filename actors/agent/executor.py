@@ -28,11 +28,12 @@ from typing import Any
 
 from thespian.actors import ActorAddress
 
-from . import messages as M
-from .base import ConfigError, KernelActor, handles, setting
-from .messages import Reason, Source, TaskState
-from .ports import ContainerError, ContainerExit, Containerizer
-from .resources import Resources
+from actors.base import KernelActor, handles
+from actors.config import ConfigError, setting
+from actors.ports import ContainerError, ContainerExit, Containerizer
+from actors.protocol import messages as M
+from actors.protocol.messages import Reason, Source, TaskState
+from actors.protocol.resources import Resources
 
 TS = TaskState
 DEFAULT_KILL_GRACE = 3.0

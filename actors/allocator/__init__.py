@@ -1,0 +1,1 @@
+"""The allocator: the thin actor, the hierarchical DRF policy, sorters and quota."""

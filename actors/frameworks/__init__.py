@@ -1,0 +1,1 @@
+"""Frameworks: the scheduler base class and the batch framework."""

@@ -1,0 +1,1 @@
+"""The wire: messages, the codec, resources and units."""

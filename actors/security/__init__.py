@@ -1,0 +1,1 @@
+"""Who may say what: signed messages and ACLs."""
