@@ -52,16 +52,13 @@ from thespian.actors import (
 )
 
 from actors.config import ConfigError, load_object, setting
+from actors.core import SEND, SEND_BYTES, TIMER, Core, Effect, record_drop
 from actors.ports import Addresses
 from actors.protocol import messages as M
 from actors.protocol.codec import CodecError, decode, encode
 from actors.security.auth import AuthError, is_signed, payload_of
 
 H = TypeVar("H", bound=Callable[..., Any])
-
-#: Log the first few drops of each reason, then one in this many.
-DROP_LOG_EVERY = 1000
-DROP_LOG_FIRST = 5
 
 
 
@@ -179,12 +176,7 @@ class KernelActor(Actor):
 
     def drop(self, reason: str, sender: Any = None) -> None:
         """Drop a message with a reason: counted, logged at a bounded rate, nothing else."""
-        self.stats["dropped"] += 1
-        key = reason if len(reason) <= 120 else reason[:120]
-        n = self.drops[key] = self.drops[key] + 1
-        if n <= DROP_LOG_FIRST or n % DROP_LOG_EVERY == 0:
-            self.log.warning("%s %s dropped a message from %s: %s (%d so far)",
-                             self.component, self.name, sender, reason, n)
+        record_drop(self.stats, self.drops, self.log, f"{self.component} {self.name}", reason, sender)
 
     @property
     def authenticates(self) -> bool:
@@ -345,6 +337,57 @@ class KernelActor(Actor):
 
     def on_child_exited(self, child: ActorAddress) -> None:
         """A child actor exited."""
+
+
+class CoreActor(KernelActor):
+    """A thin actor around a pure core (:mod:`actors.core`).
+
+    The door authenticates and decodes as for any kernel actor, then hands each message
+    the core handles to it with the time and the sender's principal, and sends what the
+    core decided, in order.  Timers are the core's: each wake-up goes to it."""
+
+    #: The core class: each message type in its ``handlers`` goes to it (unless the actor
+    #: handles the type itself).
+    core_class: ClassVar[type[Core] | None] = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.core: Any = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.core_class is not None:
+            table = dict(cls._handlers)
+            for t in cls.core_class.handlers:
+                table.setdefault(t, CoreActor._to_core)
+            cls._handlers = table
+
+    def _to_core(self, m: Any, sender: ActorAddress) -> None:
+        core = self.core
+        core.now = self._clock()
+        core.principal = self.peer_principal
+        core.handlers[type(m)](core, m, sender)
+        if core.out:
+            self.apply(core.take())
+
+    def _wakeup(self, payload: Any) -> None:
+        if type(payload) is not tuple or len(payload) != 2 or self.core is None:
+            return
+        effects = self.core.fire(payload[0], payload[1], self._clock())
+        if effects:
+            self.apply(effects)
+
+    def apply(self, effects: list[Effect]) -> None:
+        """Do what the core decided, in order."""
+        for kind, a, b in effects:
+            if kind == SEND:
+                self.tell(a, b)
+            elif kind == SEND_BYTES:
+                self.tell_encoded(a, b)
+            elif kind == TIMER:
+                self.wakeupAfter(b[0], payload=(a, b[1]))
+            else:
+                self.send(a, ActorExitRequest())
 
 
 class FollowsMasters(KernelActor):

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from actors.frameworks.base import Framework, peak_running, percentile
+from actors.master.accounting import RoleLedger
 from actors.protocol import messages as M
 from actors.protocol.codec import message_types
 from actors.protocol.resources import SCALAR_NAMES, from_millis
@@ -190,11 +191,13 @@ class SimCluster:
             old = host.refs.get("master")
             agents: set[str] = set()
             fws: set[str] = set()
+            core = old.instance.core if old is not None else None
             if old is not None:
-                for k, v in old.instance.counters.items():
-                    self.retired[k] = self.retired.get(k, 0) + v
-                agents = {a.addr_text for a in old.instance.agents.values() if a.reachable}
-                fws = {f.id for f in old.instance.frameworks.values() if f.connected}
+                if core is not None:
+                    for k, v in core.counters.items():
+                        self.retired[k] = self.retired.get(k, 0) + v
+                    agents = {a.addr_text for a in core.agents.values() if a.reachable}
+                    fws = {f.id for f in core.frameworks.values() if f.connected}
                 for fo in self.failovers:   # the crash takes its state: its recovery is told now
                     if fo["master"] is old.instance and "result" not in fo:
                         fo["result"] = _recovery(fo, host.refs)
@@ -261,7 +264,7 @@ class SimCluster:
         used: dict[str, float] = {}
         per_role: dict[str, float] = {}
         if master is not None and master.instance.configured:
-            ledger = master.instance.ledger
+            ledger = master.instance.core.ledger
             for role in ledger.roles():
                 a = ledger.get(role, "allocated")
                 u = ledger.get(role, "used")
@@ -407,6 +410,21 @@ def write_timeseries(path: str, samples: list[dict[str, Any]]) -> str:
     return path
 
 
+class _NoMaster:
+    """What a master that never was configured knows."""
+
+    agents: dict[str, Any] = {}
+    agent_by_addr: dict[str, str] = {}
+    frameworks: dict[str, Any] = {}
+    counters: dict[str, int] = {"offers_sent": 0, "offers_rescinded": 0}
+    weights: dict[str, float] = {}
+    quotas: dict[str, Any] = {}
+    ledger = RoleLedger()
+
+
+_NO_MASTER: Any = _NoMaster()
+
+
 def recoveries(cluster: SimCluster) -> list[dict[str, Any]]:
     """For each master failover: how long until every agent the old master had (and that
     still lives) re-registered with the new one, and every framework it had re-subscribed."""
@@ -416,7 +434,9 @@ def recoveries(cluster: SimCluster) -> list[dict[str, Any]]:
 def _recovery(fo: dict[str, Any], refs: dict[str, Any]) -> dict[str, Any]:
     """One failover's recovery, read off its master (live, or about to crash) and the
     agents alive in ``refs``."""
-    m, at = fo["master"], fo["at"]
+    m, at = fo["master"].core, fo["at"]
+    if m is None:   # crashed before it was configured: nobody came back to it
+        m = _NO_MASTER
     times: list[float] = []
     agents = [a for a in sorted(fo["agents"]) if a in refs]
     back = 0
@@ -455,7 +475,7 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         latencies.extend(tr.running_at[t] - tr.submitted_at[t] for t in tr.running_at)
     latencies.sort()
     peak, peak_at = peak_running([fw.tracker for fw in fws])
-    master = host.actor(cluster.master)
+    master = host.actor(cluster.master).core or _NO_MASTER
     names: dict[int | None, str] = {t: c.__name__ for t, c in message_types().items()}
     recovered = recoveries(cluster)
     out = {

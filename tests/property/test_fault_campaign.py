@@ -187,8 +187,8 @@ class FaultCampaign(RuleBasedStateMachine):
         policy = self.c.host.actor("allocator").policy
         for a in (policy.agents.values() if policy is not None else ()):
             assert a.total.contains(a.allocated), f"allocator: agent {a.id} allocated {a.allocated} > {a.total}"
-        master = self.c.host.actor("master")
-        for rec in master.agents.values():
+        master = self.c.host.actor("master").core   # None: a new master not configured yet
+        for rec in (master.agents.values() if master is not None else ()):
             if rec.reachable:
                 assert rec.total.contains(rec.allocated + rec.offered), \
                     f"master: agent {rec.id} allocated {rec.allocated} + offered {rec.offered} > {rec.total}"
@@ -222,7 +222,7 @@ class FaultCampaign(RuleBasedStateMachine):
         self.down.clear()
         self._run(SETTLE)
         event(f"faults: {min(self.faults, 10)}{'+' if self.faults >= 10 else ''}")
-        master = c.host.actor("master")
+        master = c.host.actor("master").core
         agents = self._live_agents()
         on_agents: dict[tuple[str, str], str] = {}
         for agent in agents:

@@ -1,6 +1,6 @@
 """Fault tolerance in the simulator: master failover from the registry and from the agents,
 framework failover timeouts, agent recovery from checkpoints, partitions that come back,
-and reconciliation (actors/master.py, actors/agent.py, actors/framework.py, actors/executor.py).
+and reconciliation (actors/master/actor.py, actors/agent/actor.py, actors/frameworks/base.py, actors/agent/executor.py).
 
 The cluster is the one of test_sim_faults: 20 agents of 4 cpus, 300 one-cpu tasks of
 60-120 s, full when the faults strike at 30 s.
@@ -50,14 +50,14 @@ class Run:
 
     @property
     def master(self) -> Any:
-        return self.cluster.host.actor("master")
+        return self.cluster.host.actor("master").core
 
     def framework(self) -> Any:
         return self.cluster.host.actor("framework/b")
 
 
 def tasks_on(c: SimCluster, names: list[str]) -> set[str]:
-    return {tid for r in c.host.actor("master").agents.values() if r.addr_text in names for (_, tid) in r.tasks}
+    return {tid for r in c.host.actor("master").core.agents.values() if r.addr_text in names for (_, tid) in r.tasks}
 
 
 def live_containers(c: SimCluster) -> int:
@@ -71,13 +71,13 @@ def test_a_new_master_rebuilds_agents_tasks_and_frameworks_and_loses_nothing():
     seen: dict[str, Any] = {}
 
     def before(c):
-        m = c.host.actor("master")
+        m = c.host.actor("master").core
         seen["tasks"] = {(t.framework_id, t.task_id): t.agent_id for a in m.agents.values()
                          for t in a.tasks.values()}
         seen["fid"] = next(iter(m.frameworks))
 
     def after(c):
-        m = c.host.actor("master")
+        m = c.host.actor("master").core
         seen["master"] = m
         seen["rebuilt"] = {(t.framework_id, t.task_id): t.agent_id for a in m.agents.values()
                            for t in a.tasks.values() if t.state == TS.TASK_RUNNING}
@@ -111,24 +111,24 @@ def test_a_retried_reregistration_is_answered_without_decoding_it_again():
     seen: dict[str, Any] = {}
 
     def retry(c):
-        m, a = c.host.actor("master"), c.host.actor("agent-3")
+        m, a = c.host.actor("master").core, c.host.actor("agent-3")
         seen["tasks"] = sorted(m.agents[a.agent_id].tasks)
         a._register()
         a._register()                      # the same bytes again: a retry
 
     def changed(c):
-        m, a = c.host.actor("master"), c.host.actor("agent-3")
+        m, a = c.host.actor("master").core, c.host.actor("agent-3")
         seen["after_retry"] = (m.stats["reregistrations_retried"], sorted(m.agents[a.agent_id].tasks))
         a.incarnation += "-new"            # other bytes: decoded and handled in full
         a._register()
 
     def again(c):
-        m, a = c.host.actor("master"), c.host.actor("agent-3")
+        m, a = c.host.actor("master").core, c.host.actor("agent-3")
         seen["after_change"] = (m.stats["reregistrations_retried"], m.agents[a.agent_id].incarnation)
         a._register()                      # the same bytes as the one just handled
 
     def end(c):
-        seen["after_again"] = c.host.actor("master").stats["reregistrations_retried"]
+        seen["after_again"] = c.host.actor("master").core.stats["reregistrations_retried"]
 
     Run(probes={10.0: retry, 10.5: changed, 11.0: again, 11.5: end})
     assert seen["after_retry"] == (1, seen["tasks"])
@@ -148,7 +148,7 @@ def test_a_master_restarted_at_another_address_is_followed_by_its_agents_and_fra
         c.master, c.allocator = c._start_master("master-2")
 
     def after(c):
-        m = c.host.actor("master-2")
+        m = c.host.actor("master-2").core
         seen["agents"] = sum(1 for a in m.agents.values() if a.reachable)
         seen["connected"] = sum(1 for f in m.frameworks.values() if f.connected)
         seen["adopted"] = sum(c.host.actor(f"agent-{i}").stats["masters_adopted"] for i in range(20))
@@ -183,12 +183,12 @@ def test_a_framework_reconciles_once_the_new_masters_agents_are_back():
     seen: dict[str, Any] = {}
 
     def during(c):
-        fw, m = c.host.actor("framework/b"), c.host.actor("master")
+        fw, m = c.host.actor("framework/b"), c.host.actor("master").core
         seen["during"] = (fw.connected, fw._reconcile_after_recovery, fw.stats["reconciliations"],
                           len(m.recovering) > 0)
 
     def after(c):
-        fw, m = c.host.actor("framework/b"), c.host.actor("master")
+        fw, m = c.host.actor("framework/b"), c.host.actor("master").core
         seen["after"] = (fw._reconcile_after_recovery, fw.stats["reconciliations"], m.recovered_at)
         seen["first"] = fw._reconcile_started
 
@@ -234,7 +234,7 @@ def test_a_master_nobody_knows_of_is_found_through_the_list_the_host_sends():
             actor.tell(c.host.ref(name).address, M.Masters(("master-2",)))
 
     def after(c):
-        m = c.host.actor("master-2")
+        m = c.host.actor("master-2").core
         seen["agents"] = sum(1 for a in m.agents.values() if a.reachable)
         seen["connected"] = sum(1 for f in m.frameworks.values() if f.connected)
         seen["lists"] = sum(c.host.actor(f"agent-{i}").stats["master_lists"] for i in range(20))
@@ -290,7 +290,7 @@ def test_agents_the_registry_names_that_never_return_become_unreachable():
     seen: dict[str, Any] = {}
 
     def during(c):
-        m = c.host.actor("master")
+        m = c.host.actor("master").core
         seen["recovering"] = len(m.recovering)
         seen["unreachable"] = sum(not a.reachable for a in m.agents.values())
 
@@ -348,7 +348,7 @@ def test_a_framework_that_does_not_come_back_is_removed_after_its_failover_timeo
 
     def probe(key):
         def p(c):
-            m = c.host.actor("master")
+            m = c.host.actor("master").core
             fw = next(iter(m.frameworks.values()), None)
             seen[key] = (fw is not None, fw.connected if fw else None, live_containers(c))
         return p
@@ -374,7 +374,7 @@ def test_a_framework_failover_timeout_survives_a_master_failover():
         c.host.stores["master:master"].clear()
 
     def probe(key):
-        return lambda c: seen.update({key: (len(c.host.actor("master").frameworks), live_containers(c))})
+        return lambda c: seen.update({key: (len(c.host.actor("master").core.frameworks), live_containers(c))})
 
     Run({"at": AT + 1, "kind": "master_failover"}, framework={"failover_timeout": "2m", "task": LONG},
         probes={AT: crash_framework, AT + 0.9: forget, AT + 150: probe("waiting"), AT + 260: probe("after")})
@@ -388,7 +388,7 @@ def test_a_framework_cut_off_for_a_while_is_disconnected_and_comes_back_with_its
     seen: dict[str, Any] = {}
 
     def probe(c):
-        fw = next(iter(c.host.actor("master").frameworks.values()))
+        fw = next(iter(c.host.actor("master").core.frameworks.values()))
         seen["connected"] = fw.connected
 
     r = Run({"at": AT, "kind": "partition", "targets": "frameworks", "duration": "100s"},

@@ -97,7 +97,7 @@ def test_a_policy_is_enforced_the_same_with_claimed_or_authenticated_principals(
     assert s["virtual_seconds"] < 3600
     master = res.host.actor("master")
     assert master.stats["frameworks_refused"] == 1
-    assert [(f["name"], f["principal"]) for f in master.state()["frameworks"]] == [("web", "alice"), ("batch", "bob")]
+    assert [(f["name"], f["principal"]) for f in master.query("state", {})["frameworks"]] == [("web", "alice"), ("batch", "bob")]
 
 
 def test_the_agents_own_check_refuses_root_where_the_master_allows_it():

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import json
+import weakref
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -60,7 +61,7 @@ class Run:
 
     @property
     def master(self) -> Any:
-        return self.cluster.host.actor("master")
+        return self.cluster.host.actor("master").core
 
     def framework(self) -> Any:
         return self.cluster.host.actor("framework/b")
@@ -77,7 +78,7 @@ class Run:
 
 
 def tasks_on(c: SimCluster, names: list[str]) -> set[str]:
-    master = c.host.actor("master")
+    master = c.host.actor("master").core
     return {tid for r in master.agents.values() if r.addr_text in names for (_, tid) in r.tasks}
 
 
@@ -260,7 +261,7 @@ def test_agent_crash_loses_the_tasks_on_those_agents():
 
     def snapshot(c):
         before["tasks"] = tasks_on(c, CRASHED)
-        before["ids"] = {r.addr_text: r.id for r in c.host.actor("master").agents.values()}
+        before["ids"] = {r.addr_text: r.id for r in c.host.actor("master").core.agents.values()}
 
     r = Run(scenario({"at": AT, "kind": "agent_crash", "targets": "agents[0:5]"}), {AT - 0.001: snapshot})
     lost = before["tasks"]
@@ -285,7 +286,7 @@ def test_agent_crash_with_a_duration_restarts_the_agents_which_register_again():
     ids = {}
 
     def snapshot(c):
-        ids.update({r.addr_text: r.id for r in c.host.actor("master").agents.values() if r.addr_text in CRASHED})
+        ids.update({r.addr_text: r.id for r in c.host.actor("master").core.agents.values() if r.addr_text in CRASHED})
 
     r = Run(scenario({"at": AT, "kind": "agent_crash", "targets": "agents[0:5]", "duration": "3m"}),
             {AT - 0.001: snapshot})
@@ -354,15 +355,17 @@ def test_master_failover_starts_a_new_master():
 
     def snapshot(c):
         m = c.host.actor("master")
-        before.update(master=m, allocator=c.host.actor("allocator"), offers=m.counters["offers_sent"],
-                      master_id=m.master_id)
+        before.update(master=m, core=weakref.ref(m.core), allocator=c.host.actor("allocator"),
+                      offers=m.core.counters["offers_sent"], master_id=m.core.master_id)
 
     r = Run(scenario({"at": AT, "kind": "master_failover"}), {AT - 0.001: snapshot})
     new = r.master
-    assert new is not before["master"] and r.cluster.host.actor("allocator") is not before["allocator"]
+    assert r.cluster.host.actor("master") is not before["master"] and r.cluster.host.actor("allocator") is not before["allocator"]
     assert before["master_id"] == "sim" and new.master_id == "sim2"
-    # The crashed master and allocator took their state with them (as processes that die).
+    # The crashed master and allocator took their state with them (as processes that die):
+    # the master's core is gone with it.
     assert not vars(before["master"]) and not vars(before["allocator"])
+    assert before["core"]() is None
     assert r.cluster.masters == 2
     s = r.summary
     assert s["faults"] == [{"at": AT, "kind": "master_failover", "targets": "master", "hosts": 1,
