@@ -367,6 +367,7 @@ class CoreActor(KernelActor):
         core.now = self._clock()
         core.principal = self.peer_principal
         core.handlers[type(m)](core, m, sender)
+        core.finish()
         if core.out:
             self.apply(core.take())
 

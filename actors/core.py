@@ -112,6 +112,7 @@ class Core:
             self.drop(f"{self.component} does not handle {type(msg).__name__}", sender)
         else:
             handler(self, msg, sender)
+        self.finish()
         return self.take()
 
     def fire(self, name: str, token: int, now: float) -> list[Effect]:
@@ -122,7 +123,11 @@ class Core:
         del self._timers[name]
         self.now, self.principal = now, None
         self.timer_handlers[name](self)
+        self.finish()
         return self.take()
+
+    def finish(self) -> None:
+        """A message or timer has been handled: send what the core keeps until then."""
 
     def take(self) -> list[Effect]:
         out, self.out = self.out, []

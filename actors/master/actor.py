@@ -81,6 +81,7 @@ class Master(CoreActor):
             core.take()
             return False
         self._rereg_digest_now = None
+        core.finish()
         self.apply(core.take())
         return True
 
@@ -91,6 +92,7 @@ class Master(CoreActor):
         assert core is not None
         core.now, core.principal = self.now(), self.peer_principal
         agents.reregister(core, m, sender)
+        core.finish()
         effects = core.take()
         if digest is not None:
             for kind, addr, msg in effects:

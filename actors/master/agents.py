@@ -272,7 +272,6 @@ def _drop_missing(master: MasterCore, rec: AgentRec, reported: set[tuple[str, st
         master.send_update(fw, master.master_status(t, TS.TASK_DROPPED, Reason.REASON_AGENT_RESTARTED,
                                                     f"agent {rec.id} restarted without the task"))
         master.tasks.finish(fw, rec, t)
-    master.flush_recovered()
 
 
 # ---------------------------------------------------------------------- health checks

@@ -123,17 +123,26 @@ class MasterCore(Core):
     # ------------------------------------------------------------------ the allocator
 
     def to_allocator(self, msg: Any) -> None:
+        """A message to the allocator; what was recovered so far goes first, so the
+        allocator learns everything in the order it happened."""
+        if self.recover_buffer:
+            self.flush_recovered()
         self.send(self.allocator, msg)
 
     def recover(self, fid: str, agent_id: str, role: str, res: Resources, refuse_seconds: float | None) -> None:
-        """Resources go back to the allocator (with the next :meth:`flush_recovered`)."""
+        """Resources go back to the allocator: all of one message's in one ``AllocRecover``,
+        sent when the message is handled (:meth:`finish`) or before the next message to
+        the allocator, whichever comes first."""
         if not res.is_empty():
             self.recover_buffer.append(M.Recovered(fid, agent_id, role, res, refuse_seconds))
 
     def flush_recovered(self) -> None:
         if self.recover_buffer:
             items, self.recover_buffer = tuple(self.recover_buffer), []
-            self.to_allocator(M.AllocRecover(items))
+            self.send(self.allocator, M.AllocRecover(items))
+
+    def finish(self) -> None:
+        self.flush_recovered()
 
     # ------------------------------------------------------------------ accounts
 
@@ -284,6 +293,7 @@ class MasterCore(Core):
             self.to_allocator(M.AllocUpdateWeights(tuple(sorted(self.weights.items()))))
         for role, q in sorted(self.quotas.items()):
             self.to_allocator(M.AllocUpdateQuota(role, *q.to_wire()))
+        self.finish()
         return self.take()
 
     def _recover_registry(self) -> None:

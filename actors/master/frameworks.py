@@ -87,7 +87,6 @@ def _resubscribe(master: MasterCore, fw: FrameworkRec, info: M.FrameworkInfo, m:
     fw.failover_deadline = None
     fw.suppressed = set(m.suppressed_roles)
     master.save_framework(fw)
-    master.flush_recovered()
     master.send(sender, M.Subscribed(fw.id, master.heartbeat_interval, master.master_id,
                                      len(master.recovering)))
     fw.updates_sent = 0
@@ -111,7 +110,6 @@ def _disconnect(master: MasterCore, fw: FrameworkRec, why: str) -> None:
     fw.connected = False
     for offer_id in sorted(fw.offers):
         rescind(master, offer_id, recover=True, notify=False)
-    master.flush_recovered()
     if fw.in_allocator:
         master.to_allocator(M.AllocActivate(fw.id, False))
     master.start_failover(fw, master.now)
@@ -209,7 +207,6 @@ def remove(master: MasterCore, fw: FrameworkRec, why: str) -> None:
             master.recover(fw.id, agent.id, ex.role, ex.resources, None)
         if agent.reachable:
             master.send(agent.address, M.ShutdownFramework(fw.id))
-    master.flush_recovered()
     for t in list(fw.tasks.values()) + list(fw.unreachable.values()):
         if not t.state.terminal:
             t.state = TS.TASK_KILLED

@@ -42,7 +42,6 @@ def alloc_offers(master: MasterCore, m: M.AllocOffers, sender: Any) -> None:
         agent.offered = agent.offered + a.resources.with_role(DEFAULT_ROLE)
         master.ledger.add(a.role, "offered", a.resources, now)
         batches.setdefault(fw.id, []).append(offer)
-    master.flush_recovered()
     for fid in sorted(batches):
         fw = master.frameworks[fid]
         master.counters["offers_sent"] += len(batches[fid])
@@ -91,7 +90,6 @@ def decline(master: MasterCore, m: M.Decline, sender: Any) -> None:
         take_offer(master, offer_id)
         master.counters["offers_declined"] += 1
         master.recover(fw.id, rec.agent_id, rec.role, rec.resources, refuse)
-    master.flush_recovered()
 
 
 def accept(master: MasterCore, m: M.Accept, sender: Any) -> None:
@@ -114,7 +112,6 @@ def accept(master: MasterCore, m: M.Accept, sender: Any) -> None:
     if problem:
         for rec in recs:
             master.recover(fw.id, rec.agent_id, rec.role, rec.resources, None)
-        master.flush_recovered()
         master.reply_error(sender, "ACCEPT", problem)
         _drop_operations(master, fw, m.operations, Reason.REASON_INVALID_OFFERS, problem)
         return
@@ -131,7 +128,6 @@ def accept(master: MasterCore, m: M.Accept, sender: Any) -> None:
         else:
             available = _launch_group(master, fw, agent, role, op, available)
     master.recover(fw.id, agent.id, role, available, refuse)
-    master.flush_recovered()
 
 
 def _drop_operations(master: MasterCore, fw: FrameworkRec, ops: Iterable[M.Operation], reason: Reason,

@@ -59,7 +59,6 @@ def update_quota(master: MasterCore, m: M.UpdateQuota, sender: Any) -> None:
         rec = master.offers[offer_id]
         if rec.role == m.role or rec.role.startswith(m.role + "/"):
             rescind(master, offer_id, recover=True)
-    master.flush_recovered()
     master.send(sender, M.QueryReply("quota", {r: q.to_dict() for r, q in sorted(master.quotas.items())}))
 
 

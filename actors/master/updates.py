@@ -37,7 +37,6 @@ def status_update(master: MasterCore, m: M.StatusUpdate, sender: Any) -> None:
     if not t.released:
         if latest.terminal:
             master.release(agent, t, now, recover=True)
-            master.flush_recovered()
         elif latest == TS.TASK_RUNNING and not t.running:
             master.count_used(t, t.resources, now)
     t.state = status.state
@@ -157,7 +156,6 @@ def exited_executor(master: MasterCore, m: M.ExitedExecutor, sender: Any) -> Non
     if ex is not None:
         master.uncharge(agent, ex.role, ex.resources)
         master.recover(ex.framework_id, agent.id, ex.role, ex.resources, None)
-        master.flush_recovered()
     fw = master.frameworks.get(m.framework_id)
     if fw is not None and fw.connected and fw.address is not None and m.status not in (None, 0):
         master.send(fw.address, M.Failure(agent.id, m.executor_id, m.status))

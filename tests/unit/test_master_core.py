@@ -53,9 +53,9 @@ def subscribed(c: MasterCore, now: float = 2.0, **info: Any) -> str:
     return reply.framework_id
 
 
-def offered(c: MasterCore, fid: str, agent_id: str, now: float = 3.0, cpus: float = 4) -> M.Offer:
-    out = c.handle(M.AllocOffers((M.Allocation(fid, "web", agent_id, Resources({"cpus": cpus, "mem": 4096}, role="web")),)),
-                   ALLOC, now)
+def offered(c: MasterCore, fid: str, agent_id: str, now: float = 3.0, cpus: float = 4, mem: float = 4096) -> M.Offer:
+    res = Resources({"cpus": cpus, "mem": mem}, role="web")
+    out = c.handle(M.AllocOffers((M.Allocation(fid, "web", agent_id, res),)), ALLOC, now)
     (offers,) = sent(out, M.Offers, to=SCHED)
     return offers.offers[0]
 
@@ -307,3 +307,22 @@ def test_validation_functions_name_the_problem_or_nothing():
     assert V.command_task_problem(M.TaskInfo("t", "t", "", Resources({"cpus": 1}))) == "task t has no command"
     assert V.refuse_seconds(None) == 5.0 and V.refuse_seconds(M.Filters(-1)) == 5.0
     assert V.refuse_seconds(M.Filters(1e12)) == 365 * 86400.0
+
+
+def test_recovered_resources_go_back_once_per_message_and_before_any_later_allocator_call():
+    c = core()
+    agent_id = registered(c)
+    fid = subscribed(c)
+    launched(c, fid, agent_id, tids=("t1", "t2"))
+    status(c, fid, agent_id, "t1", TS.TASK_RUNNING, "u1", 5.0)
+    out = status(c, fid, agent_id, "t1", TS.TASK_FAILED, "u2", 6.0)
+    # the framework hears first; the resources go back once the update is handled
+    assert [type(m) for m in sent(out)] == [M.Update, M.AllocRecover]
+    # a TEARDOWN recovers the other task and its offer; the allocator hears of them before
+    # it is told the framework is gone
+    offered(c, fid, agent_id, now=6.5, cpus=1, mem=1024)
+    out = c.handle(M.Teardown(fid), SCHED, 7.0)
+    to_allocator = [m for k, a, m in out if k == SEND and a == ALLOC]
+    assert [type(m) for m in to_allocator] == [M.AllocRecover, M.AllocRemoveFramework]
+    assert sorted(r.resources.millis("cpus") for r in to_allocator[0].items) == [1000, 1000]
+    assert not c.recover_buffer
