@@ -1,27 +1,13 @@
 """Authenticated messages on a real host: the operator's secrets file and the ``auth`` port.
 
-The secrets file is JSON, as Mesos' credentials file::
+:func:`load_secrets` reads the secrets file (JSON, as Mesos' credentials file) and refuses
+one that is not a regular file private to its owner (``chmod 600``, owned by this user or
+root).  :func:`authenticator` is the port factory (``impresario.security:authenticator``;
+settings ``principal`` and ``secrets_file``): it signs with the actor's name as origin and
+``time.time_ns()`` at the port's creation as incarnation, and knows every principal of the
+file.  :func:`make_authenticator` and :class:`Auth` serve clients outside the actors.
 
-    {"credentials": [{"principal": "master", "secret": "..."},
-                     {"principal": "agent", "secret": "..."}]}
-
-It is read in the actor's own process when the actor is configured, and
-refused, with the reason, unless it is a regular file owned by the user the
-process runs as (or root) that neither its group nor others may read, write
-or execute (``chmod 600``): a secret that others can read authenticates
-nobody, and one that others can write lets them choose it.
-
-:func:`authenticator` is the port factory (``impresario.security:authenticator``,
-named in an actor's ``Configure`` as the ``auth`` port). Its settings:
-
-* ``principal``: whom the actor signs as (it must be in the file);
-* ``secrets_file``: the path of the file.
-
-The actor's signer takes its name as the origin and the wall clock in
-nanoseconds (``time.time_ns()``) at the port's creation as its incarnation, so
-an actor started again is heard from with a larger one (as long as the clock
-did not go back by more than the time the restart took).  Its verifier knows
-every principal of the file.
+See docs/security.md, 'Secrets'.
 """
 
 from __future__ import annotations

@@ -1,39 +1,14 @@
-"""cgroups v1 and v2: finding the hierarchies, and the cgroups isolator.
+"""cgroups v1 and v2: finding the hierarchies (:func:`detect`), and the cgroups isolator.
 
-**Hierarchies.**  :func:`detect` reads ``/proc/self/mounts``.  A controller is
-used through cgroups v2 when a cgroup2 hierarchy actually holds it (its root
-``cgroup.controllers`` lists it), else through the v1 hierarchy it is mounted
-on (``/sys/fs/cgroup/<controller>``), else it is unavailable.  A cgroup2
-mount holding only ``hugetlb`` (as systemd's hybrid layout at
-``/sys/fs/cgroup/unified``) is therefore not taken for cpu, memory or pids -
-but it is still used for what cgroup2 gives without controllers: every
-process is in exactly one v2 cgroup, ``cgroup.kill`` ends them all at once,
-``cpu.stat`` counts their CPU time, and device programs attach there.
+A controller is used through cgroup2 only where a cgroup2 hierarchy holds it (its root
+``cgroup.controllers``), else through its v1 mount; a cgroup2 mount without it (systemd's
+hybrid layout) still serves ``cgroup.kill``, ``cpu.stat`` and device programs.  One
+:class:`CgroupsIsolator` serves ``cgroups/cpu``, ``/mem``, ``/pids`` and ``/devices``; each
+container's cgroup is ``<root>/<agent id>/<container>`` in every hierarchy it needs.  An OOM
+kill or a refused fork is a limitation.  The devices fallback (a private ``/dev`` without
+``CAP_MKNOD``) is weaker: say so where it is used.
 
-**The isolator.**  One :class:`CgroupsIsolator` serves ``cgroups/cpu``,
-``cgroups/mem``, ``cgroups/pids`` and ``cgroups/devices`` (Mesos' cgroups
-isolator with its subsystems).  Each container gets a cgroup named
-``<root>/<agent id>/<container>`` (``.../<executor container>/<task
-container>`` for a task of a task group) in every hierarchy it needs, and the
-v2 one where cgroup2 is mounted.  The task's process is put into all of them
-while it waits at the launch gate, before it runs anything.
-
-* cpu: ``cpu.shares`` (v1) or ``cpu.weight`` (v2) from ``cpus``, and a hard
-  CFS quota (``cpu.cfs_quota_us`` / ``cpu.max``) unless turned off.
-* mem: a hard limit (``memory.limit_in_bytes`` / ``memory.max``), the soft
-  limit / ``memory.low`` at the same value, and swap included when the host
-  accounts it.  OOM: the kernel's OOM killer stays on; a kill in the cgroup
-  (``oom_kill`` in ``memory.oom_control`` on v1, in ``memory.events`` on v2)
-  is a limitation: the container is killed and the task fails with
-  ``REASON_CONTAINER_LIMITATION_MEMORY``.
-* pids: ``pids.max``; a refused fork (``pids.events``) is a limitation too.
-* devices: v1 ``devices.deny a`` then ``devices.allow`` for each rule; v2 a
-  BPF device program (:mod:`isolators.bpf`).  Where neither works (no v1
-  devices controller, and the kernel refuses the program), the weaker
-  fallback: a private ``/dev`` in a mount namespace of the task's own, holding
-  only the allowed nodes, and the task runs without ``CAP_MKNOD``.  It does not
-  stop a root task from reaching a device node elsewhere (another filesystem)
-  or mounting a ``devtmpfs``: say so where it is used.
+See docs/isolation.md, 'The names' and 'cgroups v1 and v2'.
 """
 
 from __future__ import annotations

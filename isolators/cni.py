@@ -1,27 +1,13 @@
 """``network/cni``: each task (or task group) in a network namespace of its own, joined
 to a network by real CNI plugins.
 
-The agent's CNI configuration directory (``--cni-config-dir``) holds network
-configurations, ``*.conf`` (one plugin) or ``*.conflist`` (a chain), each
-with a ``name``.  A task joins the network its label ``impresario.cni/network``
-names, or the agent's default (``--cni-network``); without either it shares
-the host's network, as in Mesos.  For a task that joins one:
+A task joins the network its label ``impresario.cni/network`` names, or the agent's
+``--cni-network``; without either it shares the host's network.  ``prepare`` creates the
+namespace and runs each plugin with ``ADD``; ``cleanup`` runs ``DEL`` in reverse order and
+deletes the namespace.  The tasks of a task group share one namespace (:attr:`shared`):
+it goes when the last of them is cleaned up.
 
-* prepare: ``ip netns add`` a namespace named after the container, bring its
-  loopback up, run each plugin of the network with ``CNI_COMMAND=ADD`` (the
-  CNI protocol: parameters in the environment, the configuration on stdin,
-  the result on stdout), and keep the addresses of the result: they go back
-  in the task's status;
-* the task's process enters the namespace (``nsenter --net=...``) before it
-  runs anything;
-* cleanup: ``DEL`` through the plugins in reverse order, then ``ip netns
-  delete``.  A missing plugin, a bad configuration or a failed ``ADD`` fails
-  the launch with a clear reason, after the same cleanup.
-
-The tasks of a task group (nested containers of one executor) share one
-namespace, as the containers of a pod do: the first to join creates it, the
-others enter it and reach each other on localhost; it goes when the last of
-them is cleaned up.
+See docs/isolation.md, 'Networks (network/cni)'.
 """
 
 from __future__ import annotations

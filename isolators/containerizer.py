@@ -1,77 +1,15 @@
 """The containerizer of a real host: a task is a process, isolated by the isolators named
-in the agent's ``--isolation`` list.
+in the agent's ``--isolation`` list (:data:`ISOLATORS`; an unknown name is refused at start-up).
 
-Launching, as Mesos' containerizer does:
-
-1. every isolator **prepares** the container (cgroups created and limited, a
-   network namespace joined to its network, device rules, environment);
-2. the process starts in a session of its own, through the namespace
-   wrappers the isolators asked for (``nsenter --net=...``), and waits at a
-   gate - a shell that reads one line from a pipe before it runs the task;
-3. every isolator **isolates** the waiting process (it is put into its
-   cgroups, device rules applied, rlimits set);
-4. the gate opens: the task runs, already inside everything.  Without a
-   work directory the gate ``exec``\\ s the task; with one (recovery state is
-   recorded: every agent's executor) it runs the task as its child and stays,
-   as the container's main process, to record the task's exit status (see
-   Recovery).
-
-If any step fails, what was prepared is cleaned up and the launch fails
-with a clear reason.  Before the gate opens, what a later executor needs to
-re-adopt the container is written to a state file in the agent's work
-directory (``meta/containers/...``, outside the task's reach): the main
-process's pid and start time, its cgroups and its network.
-
-While the container runs, :meth:`reap` polls the isolators' ``watch``: a
-limitation (an OOM kill, a refused fork) kills the whole container and its
-exit carries the limitation's reason.  A kill sends
-SIGTERM to every process of the container (every process of its cgroup
-where cgroups are on, else its process group and descendants), then SIGKILL
-after the executor's grace; :meth:`destroy` kills what is left, waits for it,
-and cleans up every isolator (cgroups removed, CNI DEL, namespace deleted).
-
-Recovery: a task runs in a session of its own, so it outlives its executor
-and its agent (their process group killed, it is reparented).  When the agent
-restarts from its checkpoint, the new executor calls :meth:`recover`, which
-reads the state file and re-adopts the main process if it still runs (same pid
-*and* same start time, so a reused pid is never taken for it): from then on
-:meth:`reap`, :meth:`kill`, :meth:`usage` and :meth:`destroy` work for it as for
-a container launched here.  Such a process is not a child of the new executor,
-which cannot wait for it; so where state is recorded the gate waits for the
-task itself and writes its exit status (an exit code, or minus the number of
-the signal that killed it) to a status file next to the state file, out of
-the task's sandbox, then ends the same way (exit code, or the same signal
-raised on itself: a parent sees what it would have seen of the task).  The
-exit of a re-adopted container carries that status, whether it ended after
-the re-adoption or while nobody watched; it is None only where no status was
-written - the gate itself was SIGKILLed (a kill of the whole container, a
-``kill -9`` of its process group) or it never ran the task.  The gate catches
-(does not ignore) the signals that would end a process, SIGKILL and faults
-aside, so a SIGTERM to the whole container leaves it waiting for the task's
-own graceful end, while the task starts with every signal at its default.
-What it costs: the gate is one more process of the container (its pids limit
-counts it, the process count of its usage too), its pid is the container's
-main pid (a signal sent to that pid alone no longer reaches the task: send it
-to the process group, or let :meth:`kill` do it), and a shell reports an exit
-code of 128 + N as it reports a death by signal N, so a task that exits with
-such a code (143, 137...) is reported killed by that signal.
-
-Isolators are composed by name from :data:`ISOLATORS`; an unknown name is
-refused at start-up with a message naming it.
-
-Tasks run as a user: a task whose command names a user (the agent fills in its
-framework's) other than the one the executor runs as is run as that user - its
-uid, primary gid, supplementary groups (``getgrouplist``), ``HOME`` (its home
-directory where that exists, else the sandbox), ``USER`` and ``LOGNAME``.  The
-gate stays the executor's user (it sets the container up and records the exit
-status) and execs the task through ``setpriv --reuid --regid --groups``, the last
-of the exec wrappers.  The sandbox (with its ``stdout`` and ``stderr``) is given
-to the user; every directory above it must let the user through (search
-permission), or the launch fails saying which one does not.  A user unknown to
-the host fails the launch; so does a user other than ``root`` whose uid is 0
-(root is run only by its name, which the ACLs must grant), and any user other
-than its own when the executor does not run as root.  A task that names no user
-runs as the executor's user, as before.
+:meth:`Containerizer.launch` prepares every isolator, starts the task in a session of its
+own waiting at a gate (:func:`gate_script`), isolates it, then opens the gate; a failed step
+cleans up what was prepared.  :meth:`reap` polls the isolators' ``watch``; :meth:`kill` and
+:meth:`destroy` end a container; :meth:`recover` re-adopts one after an agent restart, from
+the state file written before its gate opened (same pid *and* start time).  Where state is
+recorded the gate stays as the main process and writes the task's exit status: that pid is
+not the task's, and an exit code of 128 + N reads as death by signal N.  A task that names a
+user runs as it (:func:`run_as`).  See docs/isolation.md, 'Launching and recovery' (and
+docs/fault-tolerance.md, 'Agent recovery'; docs/security.md, 'Tasks run as a user').
 """
 
 from __future__ import annotations

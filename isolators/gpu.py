@@ -1,20 +1,14 @@
 """NVIDIA GPUs: discovery through the NVML bindings (``pynvml``), and the
 ``gpu/nvidia`` isolator.
 
-Where the NVML library is absent (no driver), discovery finds 0 GPUs and says
-so in one log line.  Any module with NVML's calls can stand in for ``pynvml``
-(tests use a fake one to show discovery of several GPUs on a machine without).
+Without NVML, :func:`discover_gpus` finds 0 GPUs and says so in one log line; any module
+with NVML's calls can stand in for ``pynvml`` (tests use a fake one to show several GPUs on
+a machine without).  The isolator, as Mesos' (``isolators/gpu/``), grants a task its own GPU
+nodes and the NVIDIA control nodes on top of ``cgroups/devices``, sets
+``NVIDIA_VISIBLE_DEVICES`` and ``CUDA_VISIBLE_DEVICES``, and mounts the driver volume at
+``/usr/local/nvidia`` for a task that asks for it.
 
-The isolator, as Mesos' (``isolators/gpu/``): the agent decides which whole
-GPUs a task gets; the isolator grants the task its own GPU nodes
-(``c 195:<minor>``) and the NVIDIA control nodes (``nvidiactl``,
-``nvidia-uvm``, ``nvidia-uvm-tools``, numbers read with ``stat``) on top of
-the default device list of ``cgroups/devices`` - every other GPU stays
-denied - and sets ``NVIDIA_VISIBLE_DEVICES`` and ``CUDA_VISIBLE_DEVICES``.
-A task labelled ``com.nvidia.volumes.needed=nvidia_driver`` gets the driver
-volume (the driver's programs and libraries) mounted read-only at
-``/usr/local/nvidia`` in a mount namespace of its own, with ``PATH`` and
-``LD_LIBRARY_PATH`` extended, as nvidia-docker 1.0 and Mesos do.
+See docs/isolation.md, 'GPUs (gpu/nvidia)'.
 """
 
 from __future__ import annotations

@@ -1,32 +1,13 @@
 """The isolator life cycle, as in Mesos (``include/mesos/slave/isolator.hpp``).
 
-A containerizer runs each container through its isolators, in table order:
+A containerizer runs each container through its isolators, in table order: ``recover``,
+``prepare`` (raise :class:`~actors.ports.ContainerError` to fail the launch), ``isolate``
+(the process waits at the gate), ``watch`` (a :class:`Limitation`, or None), ``update``,
+``usage``, ``cleanup`` (which may see a container never prepared, or only in part).
+Every step has a harmless default.  The per-container record is :class:`Container`; each
+isolator keeps its own state in ``container.state`` under its name.
 
-``recover(containers)``
-    after a restart, the containers that are still known (default: nothing).
-``prepare(container)``
-    before the task's process exists: create cgroups, network namespaces,
-    add environment variables, namespace wrappers or device rules to the
-    container's record.  Raise :class:`~actors.ports.ContainerError` to fail
-    the launch (the containerizer then cleans up what was prepared).
-``isolate(container, pid)``
-    the process exists but waits at a gate and has not run the task yet: put
-    it into cgroups, apply device rules, set rlimits.
-``watch(container)``
-    polled by the containerizer; returns a :class:`Limitation` when the
-    container broke a limit (it is then killed and its task fails with the
-    limitation's reason), else None.
-``update(container, resources)``
-    the container's resources changed (default: nothing).
-``usage(container, stats)``
-    add measured statistics (Mesos' ``ResourceStatistics`` names) to ``stats``.
-``cleanup(container)``
-    the container is gone: remove what was set up.  It may see a container
-    that was never prepared, or only partly: it must then do nothing harmful.
-
-Every step has a harmless default.  The per-container record is
-:class:`Container`; each isolator keeps its own state in ``container.state``
-under its name.
+See docs/isolation.md, 'The isolator life cycle'.
 """
 
 from __future__ import annotations

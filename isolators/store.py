@@ -1,26 +1,12 @@
 """Durable records on a real host: the :class:`~actors.ports.Store` port in a directory.
 
-:class:`FileStore` keeps one file per key.  The key is written into the file's
-name with percent-encoding (every byte of its UTF-8 form outside
-``[A-Za-z0-9_-]``, and a ``.`` in first place, becomes ``%XX``), so ``ex/f1/e1``
-is the file ``ex%2Ff1%2Fe1``; a key whose encoded name would be too long for a
-file system goes into a file named ``#`` and the SHA-256 of its name, which
-holds the key before the value.  The file holds the value as
-:func:`actors.protocol.codec.pack_value` packs it (bytes given as the value are written
-as they are).
+:class:`FileStore` keeps one file per key (its name percent-encoded, :func:`encode_key`;
+a long one hashed), written atomically through a temporary file and ``os.replace``;
+``fsync=True`` (the ``store_fsync`` setting) makes records survive the host's crash too.
+The port factories :func:`registry` (a master) and :func:`checkpoint` (an agent) build
+stores in the actor's work directory, private to its user (0700, 0600).
 
-A write is atomic: the value goes into a temporary file in the same directory
-(its name starts with a dot), which then replaces the record with
-``os.replace``; a reader, or a restart after a crash at any point, finds the
-old record or the new one, never a mix.  What ``put`` or ``delete`` did
-survives the process at once (it is in the kernel's hands).  To survive the
-host's crash too, build the store with ``fsync=True`` (setting
-``store_fsync``): each file is then synced before it replaces the record, and
-``flush`` syncs the directory.
-
-The port factories :func:`registry` (a master) and :func:`checkpoint` (an
-agent) build stores in the actor's work directory.  Directories are created
-with mode 0700, files with mode 0600: the records name addresses and tasks.
+See docs/fault-tolerance.md, 'Agent recovery' (the stores' files).
 """
 
 from __future__ import annotations

@@ -6,18 +6,10 @@
 
     result = api.run("scenarios/quickstart.toml", {"cluster.agents": 50, "sim.seed": 3},
                      out="results/qs-50")
-    result.summary["scheduling_latency"]      # plain dicts and lists
-    result.timeseries[-1]["util_cpus"]        # one dict per sample
-    result.files                              # {"summary": ".../summary.json", "timeseries": ..., plots}
+    rows = api.sweep("scenarios/quickstart.toml", {"seed": [1, 2, 3]}, out="results/qs-sweep")
 
-    rows = api.sweep("scenarios/quickstart.toml", {"seed": [1, 2, 3], "allocator": ["drf", "random"]},
-                     out="results/qs-sweep")
-
-Overrides are dotted keys into the scenario file's tables (``"sim.seed"``,
-``"cluster.agent.cpus"``, ``"frameworks.0.tasks"``, ``"roles.1.weight"``);
-``seed``, ``allocator``, ``until``, ``agents`` and ``service_time`` are short
-for the ``[sim]`` and ``[cluster]`` keys.  Everything is validated as a file
-is.
+Overrides are dotted keys into the scenario's tables, with short keys (:data:`SHORT`), and
+are validated as a file is.  See docs/simulation.md, 'The Python API'.
 """
 
 from __future__ import annotations

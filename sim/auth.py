@@ -1,24 +1,13 @@
 """Authenticated messages in the simulator: the kernel's own ``actors.security.auth``, with
 secrets made in memory for the scenario.
 
-``[sim] authenticate = true`` turns it on: every actor gets the ``auth`` port
-(:func:`authenticator`), so every message between kernel actors is sealed by
-its sender and checked by its receiver, exactly as on a real host; the
-harness (operator calls, queries) signs as the principal ``operator``.
+``[sim] authenticate = true`` gives every actor the ``auth`` port (:func:`authenticator`);
+the harness signs as ``operator``.  :class:`SimAuth` derives one secret per principal from the
+seed, names principals (:func:`principal_for`), and gives incarnations from the virtual
+clock, always above the last one for the same name.  Nothing is drawn from an actor's random
+stream, so turning authentication on changes no random draw of the run.
 
-* Secrets: one per principal, derived from the scenario's seed (so a run is
-  the same in any process); the operator's file, in effect, lists every
-  principal an actor of the scenario claims.
-* Principals: ``master`` (the master and its allocator), ``agent`` (agents
-  and their executors), ``framework:NAME`` for each framework, or the
-  actor's ``principal`` setting.
-* Incarnations: the virtual time in nanoseconds when the port is made, plus
-  an offset in [0, 2**20) from a hash of the seed and the actor's name (so
-  that actors started together differ, as processes do), and always above
-  the last one given to the same name: an actor restarted at the same
-  virtual instant still gets a larger one.  Nothing is drawn from an
-  actor's random stream, so turning authentication on changes no random
-  draw of the run.
+See docs/simulation.md, 'Authentication'.
 """
 
 from __future__ import annotations

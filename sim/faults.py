@@ -1,21 +1,12 @@
-"""Faults a scenario injects, and a log of what happened.
+"""Faults a scenario injects (``[[faults]]``), and a log of what happened.
 
-``[[faults]]`` entries::
+:func:`parse_fault` reads an entry, :func:`select` resolves its targets to agents and racks,
+and :class:`FaultLog` records every action (time, kind, targets, hosts touched, a note) for
+summary.json's ``faults``.  The harness (``sim.runner``) injects each fault at its virtual
+time, through the network model or the host; what the kernel then does about it is the
+kernel's own business.
 
-    [[faults]]
-    at = "5m"
-    kind = "partition"          # agent_crash, agent_restart, master_failover,
-                                # partition, heal, message_loss, slow_link
-    targets = "agents[0:100]"   # agents, agents[i:j], agents[i], racks[i:j], master,
-                                # allocator, frameworks, or an actor's name
-    duration = "2m"             # optional: heal (or restart) after this long
-    probability = 0.1           # message_loss: the fraction dropped (default 1.0)
-    delay = "200ms"             # slow_link: the delay added (default 100ms)
-
-The harness injects them at their virtual times; what the kernel then does
-about them (re-registration, failover, reconciliation) is the kernel's own
-business.  Every action is recorded (time, kind, targets, hosts touched) and
-goes into summary.json under ``faults``.
+See docs/simulation.md, '[[faults]]' (kinds, targets, durations).
 """
 
 from __future__ import annotations

@@ -1,19 +1,12 @@
 """The simulated network: where actors are, and how long a message takes.
 
-:class:`ConstantNetwork` gives every message the same delay.
-:class:`TopologyNetwork` builds a data-center topology with networkx - one
-host per agent, hosts in racks under top-of-rack switches, racks under a
-spine, and a control rack for the master, the allocator and the frameworks
-- and draws each link's delay from its own distribution (a message crosses
-two links within a rack, four between racks; an executor shares its agent's
-host).
+:class:`ConstantNetwork` gives every message the same delay; :class:`TopologyNetwork` builds a
+data-center topology with networkx (hosts in racks under a spine, a control rack) and draws
+each link's delay from its own distribution.  Faults act on hosts: partitions lose messages
+across the cut, slow links add delay, message loss drops a fraction.  Messages between the
+same two actors stay in order (the host enforces it), whatever the delays drawn.
 
-Faults act on hosts: a *partition* cuts the targets (hosts, or whole racks)
-off from the rest, and a message between two parts of the network is lost,
-as a TCP connection across a cut would fail; *slow links* add delay to the
-targets' messages; *message loss* drops a fraction of them.  Messages between the
-same two actors stay in order (the host enforces it), as over Thespian's TCP
-transport, whatever the delays drawn.
+See docs/simulation.md, '[network]' and '[[faults]]'.
 """
 
 from __future__ import annotations

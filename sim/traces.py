@@ -1,30 +1,12 @@
 """Workload traces: the Google cluster-usage 2011 task_events and the Standard Workload Format.
 
-Both readers yield tasks as plain maps, in submission order::
+:func:`read` reads a whole trace once (tasks are paired across lines) and returns its tasks
+in submission order as plain maps (``time`` after the trace's first submission, ``id``,
+``cpus``, ``mem`` in MiB, ``duration``, ``exit_code``), with requests scaled to or capped at
+the scenario's largest agent.  :class:`TraceWorkload` hands them out one arrival at a time
+as a framework's ``workload`` port.
 
-    {"time": seconds after the trace's first submission, "id": "...", "cpus": ...,
-     "mem": MiB, "duration": seconds, "exit_code": 0 or 1}
-
-**google2011** (``task_events`` CSV, 13 columns, no header, ``.gz`` allowed):
-time (microseconds), missing info, job id, task index, machine id, event type,
-user, scheduling class, priority, CPU request, memory request, disk request,
-different-machine restriction.  Event types: 0 SUBMIT, 1 SCHEDULE, 2 EVICT,
-3 FAIL, 4 FINISH, 5 KILL, 6 LOST, 7/8 UPDATE.  A task is submitted at its
-first SUBMIT, runs for its last SCHEDULE -> FINISH (or FAIL, KILL, LOST: exit code
-1) time, and asks for its requests, which the trace normalises to the largest
-machine: they are scaled here to the scenario's largest agent.  Tasks that
-never finish within the trace are skipped; a task submitted again after it
-ended runs again, as ``JOB-INDEX.1``, ``JOB-INDEX.2``...
-
-**swf** (Standard Workload Format 2.2, ``;`` comments): job number, submit
-time, wait time, run time, allocated processors, average CPU time, used memory
-(KB per processor), requested processors, requested time, requested memory (KB
-per processor), status (1 completed, 0 failed, 5 cancelled), ...  A job is one
-task with a cpu per processor, its requested (else used) memory, and its run
-time; a failed or cancelled job exits with 1.  -1 means unknown.
-
-The whole trace is read once (tasks are paired across lines), then handed out
-one arrival at a time through the ``workload`` port of a framework.
+See docs/simulation.md, 'Trace replay' (the formats' columns, and how each is read).
 """
 
 from __future__ import annotations

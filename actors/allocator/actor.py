@@ -1,19 +1,13 @@
 """The allocator: the thin actor that drives an allocation policy.
 
-As in Mesos (``include/mesos/allocator/allocator.hpp``), the policy never
-sends a message: it is told what happened (agents, frameworks, recovered
-resources, suppress/revive, weights) and asked, on each run, which resources
-go to which framework in which role.  The :class:`Allocator` actor wraps it:
-it runs the policy every ``allocation_interval`` seconds and on triggers
-(agent added, framework added or re-activated, revive), coalescing triggers
-that arrive together into one pending run, and sends the result to the
-master as one :class:`~actors.protocol.messages.AllocOffers` message.
+As in Mesos (``include/mesos/allocator/allocator.hpp``), the policy never sends a message:
+the :class:`Allocator` tells it what happened and, every ``allocation_interval`` and on
+coalesced triggers, asks it for allocations, which it sends to the master as one
+:class:`~actors.protocol.messages.AllocOffers`.  The ``policy`` setting picks it
+(:func:`policy_class`: ``drf``, ``random``, an ``impresario.allocators`` entry point, or a
+dotted path).
 
-The policy is chosen by name in the settings (``policy``): ``drf`` (the
-hierarchical DRF allocator with quota, :mod:`actors.allocator.hierarchical`),
-``random`` (the same with weighted random sorters), an entry point of the
-group ``impresario.allocators``, or a dotted path to any class with the same
-methods (see docs/allocators.md).
+See docs/allocators.md (the policy's methods: 'Writing your own').
 """
 
 from __future__ import annotations

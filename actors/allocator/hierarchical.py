@@ -1,30 +1,15 @@
 """The hierarchical allocation policy: weighted DRF along the role tree, with quota.
 
-Roles form a tree (``eng/frontend/ui`` is a child of ``eng/frontend``, itself a
-child of ``eng``).  Every node keeps a sorter over its children: its child
-roles and, when frameworks subscribe to the node's own role, a virtual child
-standing for them (Mesos' "." leaf).  A node's share is its whole subtree's
-allocation, divided by the node's weight.  Frameworks of one role are ordered
-by their own sorter.  The next offer goes to the role, then the framework,
-with the lowest weighted dominant share, descending from the root, among
-those that want offers, are not at a quota limit, and are not filtered for
-that agent.
+:class:`HierarchicalPolicy` (``drf``; :class:`RandomPolicy` is ``random``) keeps a sorter per
+node of the role tree over its child roles and, where frameworks subscribe to the node's own
+role, a virtual child for them (Mesos' "." leaf).  A run serves unmet guarantees first, then
+gives each agent's free resources to the eligible framework with the lowest weighted dominant
+share, cut to quota limits and to the headroom that unmet guarantees hold back.  What keeps
+it fast: heap sorters updated by one push per change, picking that stops at the first
+eligible client, refusal filters indexed per agent, and runs that look only at changed
+agents unless demand changed.
 
-A run has two stages, as in Mesos:
-
-1. **Guarantees**: roles whose consumption (their subtree's) is below their
-   guarantee are served first, up to what they miss.
-2. **Fair share**: every agent's free resources go to the best eligible
-   framework (the whole agent: coarse-grained, as Mesos), chopped to the
-   quota limits along the role's path and to the *headroom*: resources still
-   needed to meet unmet guarantees are held back from everyone else.
-
-What makes it fast: sorters are heaps updated by one push per change, picking
-stops at the first eligible client, and refusal filters are indexed per agent
-with a count, so an agent that every framework has refused is skipped in
-constant time.  A run looks only at agents whose free resources changed,
-unless demand changed (a framework arrived or revived, a weight or quota
-changed, a filter expired on it).
+See docs/allocators.md, 'The built-in allocator' and 'Why it is fast'.
 """
 
 from __future__ import annotations

@@ -1,24 +1,15 @@
 """Sorters: in which order the clients of one level (child roles, or a role's
 frameworks) are considered for the next allocation.
 
-A sorter has a narrow interface, as Mesos' (``src/master/allocator/sorter/``):
-``add``, ``remove``, ``activate``, ``deactivate``, ``update_weight``,
-``allocated``, ``unallocated`` and ``order()``.  ``order()`` is lazy: it
-yields active clients best first and stops costing anything as soon as the
-caller stops iterating, so picking the first eligible client of a large level
-costs a few heap operations, not a sort.
+The interface is Mesos' (``src/master/allocator/sorter/``): ``add``, ``remove``, ``activate``,
+``deactivate``, ``update_weight``, ``allocated``, ``unallocated`` and a lazy ``order()`` that
+yields active clients best first, so picking the first eligible one costs a few heap
+operations, not a sort.  :class:`DRFSorter` orders by (weighted dominant share, name) in a heap
+with lazy deletion; :class:`RandomSorter` draws a weighted random order from the seeded RNG at
+every ``order()``.  Allocations are ``{name: millis}`` maps (the resources' fixed-point
+scalars); shares are taken against the total set with :meth:`Sorter.set_total`.
 
-* :class:`DRFSorter`: ascending (weighted dominant share, name), as Mesos'
-  DRF sorter (which also breaks ties by allocation count; we break them by
-  name alone, so that the order depends on the state and not on its
-  history).  Shares are kept in a heap with lazy deletion: a change pushes a
-  fresh entry and outdates the old one.
-* :class:`RandomSorter`: a weighted random order drawn afresh for every
-  ``order()`` (Mesos' random sorter, MESOS-8936), from the seeded RNG.
-
-Allocations are plain ``{name: millis}`` maps (the resources' fixed-point
-scalars); shares are taken against the cluster total set with
-:meth:`Sorter.set_total`.
+See docs/allocators.md, 'The built-in allocator' (ties, and the random order).
 """
 
 from __future__ import annotations

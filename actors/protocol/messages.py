@@ -1,21 +1,13 @@
 """The protocol: every value and message the kernel's actors exchange.
 
-Names follow Mesos v1 where one exists (SUBSCRIBE, OFFERS, ACCEPT, ...;
-TASK_STAGING ... TASK_UNREACHABLE), so that Mesos users recognise them.
-Every message is a frozen, slotted dataclass registered with the codec under
-a numeric tag; tags are grouped by protocol:
-
-==========  ==============================================
-1 - 49      scheduler calls (framework -> master)
-50 - 99     scheduler events (master -> framework)
-100 - 149   agent protocol (master <-> agent)
-150 - 199   executor protocol (agent <-> executor)
-200 - 249   master <-> allocator protocol
-250 - 299   configuration, operator calls and queries
-==========  ==============================================
-
-A tag is never reused for another meaning: a changed meaning is a new tag or
-a new protocol version.
+Names follow Mesos v1 where one exists (SUBSCRIBE, OFFERS, ACCEPT, ...; TASK_STAGING ...
+TASK_UNREACHABLE), so that Mesos users recognise them.  Every message is a frozen, slotted
+dataclass registered with the codec under a numeric tag (``@message(tag)``), grouped by
+protocol: 1-49 scheduler calls (framework -> master), 50-99 scheduler events (master ->
+framework), 100-149 the agent protocol (master <-> agent), 150-199 the executor protocol
+(agent <-> executor), 200-249 master <-> allocator, 250-299 configuration, operator calls
+and queries.  A tag is never reused for another meaning: a changed meaning is a new tag or
+a new protocol version.  What a framework uses of them: docs/frameworks.md.
 """
 
 from __future__ import annotations

@@ -1,51 +1,13 @@
 """Authorization: access control lists in the shape of Mesos' local authorizer.
 
-An ACL document (JSON on a real host, a ``[acls]`` table in a scenario) lists,
-per action, rules of a *subject* (who asks: ``principals``) and an *object*
-(what for)::
+An ACL document (JSON on a real host, an ``[acls]`` table in a scenario) lists, per action
+(:data:`ACTIONS`), rules of a subject (``principals``) and an object (roles, users or
+framework principals).  The first rule that matches decides, granting unless one of its
+entities is ``NONE``; when none matches, ``permissive`` decides (default true).  Root is
+never granted by ``ANY`` nor by ``permissive``: only a ``run_tasks`` rule naming ``"root"``.
 
-    {"permissive": false,
-     "register_agents":     [{"principals": {"values": ["agent"]}}],
-     "register_frameworks": [{"principals": {"values": ["alice"]}, "roles": {"values": ["eng/*"]}},
-                             {"principals": {"type": "ANY"},      "roles": {"values": ["*"]}}],
-     "run_tasks":           [{"principals": {"values": ["alice"]}, "users": {"values": ["alice"]}}],
-     "teardown_frameworks": [{"principals": {"values": ["ops"]},   "framework_principals": {"type": "ANY"}}]}
-
-========================  ============================  ==========================================
-action                    object key                    the object checked
-========================  ============================  ==========================================
-``register_agents``       ``agents`` (optional)         none: only ``{"type": "ANY"}`` or ``NONE``
-``register_frameworks``   ``roles``                     each role a framework subscribes with
-``run_tasks``             ``users``                     the user a task runs as
-``teardown_frameworks``   ``framework_principals``      the principal of the framework torn down
-``update_weights``        ``roles``                     each role whose weight changes
-``update_quotas``         ``roles``                     the role whose quota changes
-========================  ============================  ==========================================
-
-An *entity* is ``{"values": [names...]}``, ``{"type": "ANY"}`` or ``{"type": "NONE"}``.
-A rule *matches* a request when both its entities match: ``ANY`` and ``NONE`` match
-everything, a list matches the names it holds.  The **first** rule that matches
-decides: it grants the request unless one of its entities is ``NONE`` (Mesos' way
-of writing "nobody else": ``{"principals": {"type": "NONE"}, "roles": {"values":
-["prod"]}}`` after the rules that grant ``prod``).  When no rule matches,
-``permissive`` decides (default true, as in Mesos).
-
-Names in a list: principals and users as they are; roles as they are (``"*"`` is
-the default role only), or ``"eng/*"``: every role strictly below ``eng``
-(``eng/web``, ``eng/web/api``; not ``eng`` itself).
-
-A request without a principal (a caller that is not authenticated and names
-none) is matched by ``ANY`` and ``NONE``, never by a list.  A task that names no
-user is checked as the user ``""`` (it runs as the agent's own user): matched by
-``ANY`` and ``NONE`` only.
-
-**Root is never granted by ``ANY``, nor by ``permissive``:** a ``run_tasks`` rule
-that would grant ``users: ANY`` is passed over for the user ``root``; root is
-granted only by a rule whose ``users`` list names ``"root"``, and is denied by a
-rule with a ``NONE`` that matches, or when no rule matches.
-
-Pure code: no files.  The master reads the parsed document from its ``acls``
-setting; an agent may have one too (defence in depth, ``run_tasks`` only).
+Pure code: no files.  The master reads the parsed document from its ``acls`` setting; an
+agent may have one too (``run_tasks`` only).  See docs/security.md, 'Principals and ACLs'.
 """
 
 from __future__ import annotations

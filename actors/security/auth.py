@@ -1,53 +1,17 @@
 """Authenticated messages: a signed envelope around the codec's bytes.
 
-Every kernel message can travel sealed in a *signed envelope*, a msgpack array::
+A signed envelope is the msgpack array ``[2, principal, origin, incarnation, seq, payload,
+mac]``: the message's own bytes (``[1, tag, body]``, unchanged) with who signed them, a
+sequence number per sender incarnation, and an HMAC-SHA256 (prepared pads,
+:func:`hmac_pads`) over every byte before the MAC.  A :class:`Signer` seals; a
+:class:`Verifier` refuses with an :class:`AuthError` naming one of :data:`REASONS`, checks the
+MAC before the replay state, and changes that state only for a message it accepts.  Its
+table of peers is bounded (:data:`MAX_PEERS`, :data:`WINDOW`): a forgotten peer's captured
+message can be accepted once more, and the MAC does not bind the receiver.
 
-    [2, principal, origin, incarnation, seq, payload, mac]
-
-* ``2`` marks a signed envelope (a plain message is ``[1, tag, body]``);
-* ``principal``: who signs (a name in the operator's secrets, an id of at most
-  255 characters);
-* ``origin``: the sending actor's name (at most 1,024 characters: an
-  executor's name joins three ids);
-* ``incarnation``: a fresh unsigned 64-bit value at every start of the
-  sending process, larger than the one before it for the same origin (on a
-  real host the wall clock in nanoseconds when the port was made; in the
-  simulator the virtual clock);
-* ``seq``: the sender's message counter in that incarnation, from 1;
-* ``payload``: the message's own bytes, ``[1, tag, body]``, unchanged (so an
-  encoding kept for many sends is sealed as it is);
-* ``mac``: HMAC-SHA256, with the principal's secret, of every byte of the
-  envelope before the ``mac`` field - the array's header and the six fields
-  above, as they were sent - 32 bytes.  (Computed from the key's two pads
-  prepared once, :func:`hmac_pads`: the same value as ``hmac.digest``, at
-  half its cost.)
-
-A :class:`Verifier` refuses, with an :class:`AuthError` naming the reason:
-anything that is not a well-formed envelope (``unsigned``, ``malformed``), a
-principal it has no secret for (``unknown_principal``), a MAC that does not
-match (``bad_mac``), an incarnation older than the newest seen from the same
-(principal, origin) (``old_incarnation``), and a sequence number already
-seen in that incarnation or older than its window (``replayed``).  A newer
-incarnation replaces the older one: a restarted master or agent is accepted,
-and from then on its previous incarnation is refused.  The MAC is checked
-before the replay state is looked at, and the state changes only for a
-message that passed every check: a refused message changes nothing.
-
-The replay state is a table of (principal, origin) -> (incarnation, highest
-sequence number, a bit per number of the last :data:`WINDOW`), bounded at
-:data:`MAX_PEERS` entries; when it is full the entry unused the longest is
-forgotten.  That is the limit of the protection: once a peer's entry is
-forgotten, a message of that peer captured earlier can be accepted once
-more.  An entry is made only for a message whose MAC checked,
-so only holders of a secret can fill the table.
-
-The MAC binds the sender, not the receiver: a message captured on its way to
-one actor and delivered to another that trusts the same principal is accepted
-there once, if its sequence number is new to that receiver.
-
-Pure code: no files, clocks or sockets.  The ports that make these objects
-(with the secrets and the incarnation) are ``impresario.security`` on a real
-host and ``sim.auth`` in the simulator.
+Pure code: no files, clocks or sockets.  The ports that make these objects are
+``impresario.security`` (a real host) and ``sim.auth`` (the simulator).  See
+docs/security.md, 'Authenticated messages'.
 """
 
 from __future__ import annotations
