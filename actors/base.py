@@ -51,8 +51,9 @@ from thespian.actors import (
     WakeupMessage,
 )
 
-from actors.config import ConfigError, load_object, setting
+from actors.config import ConfigError, load_object
 from actors.core import SEND, SEND_BYTES, TIMER, Core, Effect, record_drop
+from actors.following import MasterList, candidates_from
 from actors.ports import Addresses
 from actors.protocol import messages as M
 from actors.protocol.codec import CodecError, decode, encode
@@ -299,11 +300,7 @@ class KernelActor(Actor):
 
     def master_candidates(self, settings: dict[str, Any]) -> list[ActorAddress]:
         """Where masters may run: the ``masters`` list, else the one ``master`` address."""
-        masters = setting(settings, "masters", list, []) or [setting(settings, "master", str)]
-        try:
-            return [self.address_of(str(t)) for t in masters]
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"masters: {e}") from None
+        return candidates_from(settings, self.address_of)
 
     def address_text(self, addr: ActorAddress) -> str:
         if self._addresses is None:
@@ -392,58 +389,32 @@ class CoreActor(KernelActor):
 
 
 class FollowsMasters(KernelActor):
-    """A kernel actor that follows one master among candidates (agents, frameworks).
+    """A kernel actor that follows one master among candidates (the frameworks).
 
-    ``candidates`` (from the ``masters`` setting, see :meth:`master_candidates`) are tried
-    in turn when the followed ``master`` goes silent.  Its host may send a fresh list
-    (:class:`~actors.protocol.messages.Masters`, from the actor's own principal): a master that was
-    not running when the actor started, or one restarted at a new address without a
-    registry to call the actor back from, is found that way."""
+    ``masters`` (:class:`~actors.following.MasterList`, from the ``masters`` setting, see
+    :meth:`master_candidates`) are tried in turn when the followed master goes silent.
+    Its host may send a fresh list (:class:`~actors.protocol.messages.Masters`, from the
+    actor's own principal): a master that was not running when the actor started, or one
+    restarted at a new address without a registry to call the actor back from, is found
+    that way."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.master: ActorAddress | None = None
-        self.candidates: list[ActorAddress] = []
-        self._candidate = 0
+        self.masters = MasterList()
 
     def following_master(self) -> bool:
         """Whether the actor is registered (subscribed) with its master now."""
         raise NotImplementedError
 
     def look_for_master_now(self) -> None:
-        """Register (subscribe) with ``self.master`` now, having lost the last one."""
+        """Register (subscribe) with ``self.masters.master`` now, having lost the last one."""
         raise NotImplementedError
 
     @handles(M.Masters)
     def _on_masters(self, m: M.Masters, sender: ActorAddress) -> None:
         auth = self.ports.get("auth")
-        if self._open is not None and (auth is None or self.peer_principal != auth.principal):
-            self.stats["calls_wrong_principal"] += 1
-            self.drop(f"MASTERS from principal {self.peer_principal!r}, not this actor's own", sender)
-            return
-        found: list[ActorAddress] = []
-        try:
-            for text in m.addresses:
-                if not text:
-                    raise ValueError("an empty address")
-                addr = self.address_of(text)
-                if addr not in found:
-                    found.append(addr)
-        except (ConfigError, ValueError, TypeError) as e:
-            self.drop(f"MASTERS with an unusable address: {e}", sender)
-            return
-        if not found:
-            self.drop("MASTERS naming no master", sender)
-            return
-        self.stats["master_lists"] += 1
-        if self.master in found:
-            self.candidates, self._candidate = found, found.index(self.master)
-        elif self.following_master() and self.master is not None:
-            self.candidates, self._candidate = [self.master, *found], 0
-        else:
-            self.log.info("%s %s: masters now at %s; trying the first", self.component, self.name,
-                          ", ".join(m.addresses))
-            self.candidates, self._candidate, self.master = found, 0, found[0]
+        if self.masters.take(m, sender, self, self.following_master(), self.peer_principal,
+                             auth.principal if auth is not None else None, self._open is not None):
             self.look_for_master_now()
 
 

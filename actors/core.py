@@ -129,6 +129,14 @@ class Core:
     def finish(self) -> None:
         """A message or timer has been handled: send what the core keeps until then."""
 
+    def call(self, fn: Callable[..., None], now: float, *args: Any) -> list[Effect]:
+        """Run ``fn(core, *args)`` at ``now``, outside any message (a start, a child that
+        exited); what was decided, in order."""
+        self.now, self.principal = now, None
+        fn(self, *args)
+        self.finish()
+        return self.take()
+
     def take(self) -> list[Effect]:
         out, self.out = self.out, []
         return out

@@ -54,6 +54,7 @@ from thespian.actors import ActorAddress
 
 from actors.base import FollowsMasters, handles
 from actors.config import ConfigError, setting
+from actors.following import MasterList
 from actors.protocol import messages as M
 from actors.protocol.messages import Capability, TaskState
 from actors.protocol.resources import role_error
@@ -205,8 +206,7 @@ class Framework(FollowsMasters):
     # ------------------------------------------------------------------ set-up
 
     def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
-        self.candidates = self.master_candidates(settings)
-        self.master = self.candidates[0]
+        self.masters = MasterList(self.master_candidates(settings))
         self.heartbeat_timeouts = setting(settings, "master_heartbeat_timeouts", int, 5)
         self.reconcile_interval = setting(settings, "reconcile_interval", float, 60.0)
         # How long a framework re-subscribed to a recovering master waits for its agents
@@ -242,16 +242,14 @@ class Framework(FollowsMasters):
         self._subscribe()
 
     def _subscribe(self) -> None:
-        assert self.master is not None and self.info is not None
-        self.tell(self.master, M.Subscribe(self.info, tuple(sorted(self._suppressed))))
+        assert self.masters.master is not None and self.info is not None
+        self.tell(self.masters.master, M.Subscribe(self.info, tuple(sorted(self._suppressed))))
         self._subscribe_attempts += 1
         self.set_timer("subscribe", min(60.0, 2.0 * 2 ** min(self._subscribe_attempts, 8)))
 
     def timer_subscribe(self) -> None:
         if not self.connected and not self._gave_up():
-            if len(self.candidates) > 1:
-                self._candidate = (self._candidate + 1) % len(self.candidates)
-                self.master = self.candidates[self._candidate]
+            self.masters.next()
             self._subscribe()
 
     def following_master(self) -> bool:
@@ -269,15 +267,13 @@ class Framework(FollowsMasters):
         """Subscribe again with the framework id (a failover): now, then with backoff."""
         if not self.framework_id or self._gave_up():
             return
-        if not self.connected and self.timer_pending("subscribe") and (master is None or master == self.master):
+        if not self.connected and self.timer_pending("subscribe") and (master is None or master == self.masters.master):
             return  # on it already
         self.log.info("framework %s: %s; subscribing again", self.name, why)
         self.connected = False
         self.offers.clear()
         if master is not None:
-            self.master = master
-            if master in self.candidates:
-                self._candidate = self.candidates.index(master)
+            self.masters.follow(master)
         self._subscribe_attempts = 0
         self._subscribe()
 
@@ -289,13 +285,11 @@ class Framework(FollowsMasters):
         if idle < timeout - 1e-9:
             self.set_timer("watch", timeout - idle)
             return
-        if len(self.candidates) > 1:
-            self._candidate = (self._candidate + 1) % len(self.candidates)
-            self.master = self.candidates[self._candidate]
+        self.masters.next()
         self._resubscribe(f"nothing from the master for {idle:.0f} s")
 
     def _from_master(self, sender: ActorAddress, what: str) -> bool:
-        if sender != self.master:
+        if sender != self.masters.master:
             self.drop(f"{what} not from the master", sender)
             return False
         if self._open is not None and self.peer_principal not in self.master_principals:
@@ -474,13 +468,13 @@ class Framework(FollowsMasters):
             # Only a master's principal is followed: nobody else can call this scheduler over.
             self._not_a_master("HEARTBEAT", sender)
             return
-        if sender != self.master and sender not in self.candidates:
+        if sender != self.masters.master and sender not in self.masters.candidates:
             if not m.master_id or m.master_id == self.master_id:
                 self.drop("HEARTBEAT not from a master", sender)
                 return
             # A master restarted at a new address, or a standby not in the list.
             self.stats["masters_adopted"] += 1
-            self.candidates[self._candidate] = sender
+            self.masters.adopt(sender)
         if m.master_id and m.master_id != self.master_id:
             self._resubscribe(f"master {m.master_id} leads", sender)
             return
@@ -534,9 +528,9 @@ class Framework(FollowsMasters):
     # ------------------------------------------------------------------ calls
 
     def _call(self, msg: Any) -> None:
-        if self.master is None or not self.framework_id:
+        if self.masters.master is None or not self.framework_id:
             raise RuntimeError("not subscribed yet")
-        self.tell(self.master, msg)
+        self.tell(self.masters.master, msg)
 
     def accept(self, offer_ids: Iterable[str], operations: Iterable[M.Operation],
                refuse_seconds: float | None = None) -> None:

@@ -484,7 +484,7 @@ def test_a_framework_follows_only_a_master_principal_and_ignores_refusals_reflec
     h.host.tell(fw, M.Heartbeat("m-evil"))
     h.sleep(1)
     probe = host.actor("web")
-    assert probe.master_id == "m1" and probe.master == h.master and probe.connected
+    assert probe.master_id == "m1" and probe.masters.master == h.master and probe.connected
     assert probe.drops["HEARTBEAT from principal 'operator', not a master's"] == 1
     # bob, from alice's scheduler's address, claims her framework id: the master refuses it,
     # and its answer goes to her address; she is subscribed and asked nothing, so she drops it.
@@ -506,7 +506,7 @@ def test_an_agent_ignores_a_refusal_while_registered():
     host.send(host.refs["master"], h.agents[0], master.seal(encode(M.AgentRefused("go away"))))
     h.sleep(1)
     agent = host.actor("agent-0")
-    assert agent.registered and not agent.refused
+    assert agent.core.registered and not agent.core.refused
     assert agent.drops["AgentRefused while registered"] == 1
 
 

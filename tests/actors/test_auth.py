@@ -225,7 +225,7 @@ def test_a_restarted_agent_is_accepted_and_its_former_incarnation_refused():
         "executor_ports": [["containerizer", "sim.containerizer:SimContainerizer"], ["auth", "sim.auth:authenticator"]],
         "seed": 1})
     master = host.actor("master")
-    h.wait(lambda: host.actor("agent-0").registered, "agent-0 to register again")
+    h.wait(lambda: getattr(host.actor("agent-0").core, "registered", False), "agent-0 to register again")
     assert sum(a["reachable"] for a in h.master_state()["agents"]) == 2
     assert master.stats["auth_refused"] == 0
     host.send(host.inbox_ref, h.master, old)   # a message of the agent's former incarnation

@@ -162,8 +162,10 @@ class FaultCampaign(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ after every step
 
-    def _live_agents(self) -> list[Any]:
-        return [ref.instance for name, ref in sorted(self.c.host.refs.items())
+    def _live_agents(self) -> list[tuple[str, Any]]:
+        """(name, core) of every live agent; the core is None while it is not configured
+        (an agent started again after a fault)."""
+        return [(name, ref.instance.core) for name, ref in sorted(self.c.host.refs.items())
                 if name.startswith("agent-") and "/" not in name]
 
     @invariant()
@@ -171,8 +173,8 @@ class FaultCampaign(RuleBasedStateMachine):
         if not hasattr(self, "c"):
             return
         where: dict[tuple[str, str], str] = {}
-        for agent in self._live_agents():
-            if agent.info is None:
+        for _, agent in self._live_agents():
+            if agent is None:
                 continue
             used = Resources()
             for (fid, _), ex in agent.executors.items():
@@ -225,8 +227,8 @@ class FaultCampaign(RuleBasedStateMachine):
         master = c.host.actor("master").core
         agents = self._live_agents()
         on_agents: dict[tuple[str, str], str] = {}
-        for agent in agents:
-            assert agent.registered, f"{agent.name} is not registered after healing"
+        for name, agent in agents:
+            assert agent is not None and agent.registered, f"{name} is not registered after healing"
             for (fid, _), ex in agent.executors.items():
                 for tid in ex.tasks:
                     if not ex.states[tid].terminal:

@@ -1,6 +1,6 @@
 """Fault tolerance in the simulator: master failover from the registry and from the agents,
 framework failover timeouts, agent recovery from checkpoints, partitions that come back,
-and reconciliation (actors/master/actor.py, actors/agent/actor.py, actors/frameworks/base.py, actors/agent/executor.py).
+and reconciliation (actors/master/actor.py, actors/frameworks/base.py, actors/agent/).
 
 The cluster is the one of test_sim_faults: 20 agents of 4 cpus, 300 one-cpu tasks of
 60-120 s, full when the faults strike at 30 s.
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from actors.agent import actor as agent_module
+from actors.agent import launches, registration
 from actors.agent.executor import CommandExecutor
 from actors.protocol import messages as M
 from actors.protocol.codec import encode
@@ -54,6 +54,11 @@ class Run:
 
     def framework(self) -> Any:
         return self.cluster.host.actor("framework/b")
+
+
+def register_again(agent: Any) -> None:
+    """The agent (actor) registers again now, as its registration timer makes it."""
+    agent.apply(agent.core.call(registration.register, agent.now()))
 
 
 def tasks_on(c: SimCluster, names: list[str]) -> set[str]:
@@ -112,20 +117,20 @@ def test_a_retried_reregistration_is_answered_without_decoding_it_again():
 
     def retry(c):
         m, a = c.host.actor("master").core, c.host.actor("agent-3")
-        seen["tasks"] = sorted(m.agents[a.agent_id].tasks)
-        a._register()
-        a._register()                      # the same bytes again: a retry
+        seen["tasks"] = sorted(m.agents[a.core.agent_id].tasks)
+        register_again(a)
+        register_again(a)                  # the same bytes again: a retry
 
     def changed(c):
         m, a = c.host.actor("master").core, c.host.actor("agent-3")
-        seen["after_retry"] = (m.stats["reregistrations_retried"], sorted(m.agents[a.agent_id].tasks))
-        a.incarnation += "-new"            # other bytes: decoded and handled in full
-        a._register()
+        seen["after_retry"] = (m.stats["reregistrations_retried"], sorted(m.agents[a.core.agent_id].tasks))
+        a.core.incarnation += "-new"       # other bytes: decoded and handled in full
+        register_again(a)
 
     def again(c):
         m, a = c.host.actor("master").core, c.host.actor("agent-3")
-        seen["after_change"] = (m.stats["reregistrations_retried"], m.agents[a.agent_id].incarnation)
-        a._register()                      # the same bytes as the one just handled
+        seen["after_change"] = (m.stats["reregistrations_retried"], m.agents[a.core.agent_id].incarnation)
+        register_again(a)                  # the same bytes as the one just handled
 
     def end(c):
         seen["after_again"] = c.host.actor("master").core.stats["reregistrations_retried"]
@@ -230,7 +235,7 @@ def test_a_master_nobody_knows_of_is_found_through_the_list_the_host_sends():
         for name in [f"agent-{i}" for i in range(20)] + ["framework/b"]:
             actor = c.host.actor(name)
             seen.setdefault("lost", 0)
-            seen["lost"] += not actor.following_master()
+            seen["lost"] += not (actor.core.registered if name.startswith("agent-") else actor.following_master())
             actor.tell(c.host.ref(name).address, M.Masters(("master-2",)))
 
     def after(c):
@@ -256,7 +261,8 @@ def test_a_master_list_from_another_principal_is_dropped():
         for i in range(2):
             a = c.host.actor(f"agent-{i}")
             assert a.stats["calls_wrong_principal"] == 1 and a.stats["master_lists"] == 0
-            assert a.candidates == [a.master] and a.following_master()
+            masters = a.core.masters
+            assert masters.candidates == [masters.master] and a.core.registered
 
     r = Run(probes={AT: forged, AT + 5: after}, sim={"seed": 7, "until": "30m", "authenticate": True})
     assert r.summary["tasks_finished"] == 300
@@ -273,8 +279,9 @@ def test_an_empty_or_unusable_master_list_is_dropped_and_a_good_one_keeps_the_fo
     def after(c):
         for i in range(4):
             a = c.host.actor(f"agent-{i}")
-            seen[i] = (a.stats["master_lists"], [str(x) for x in a.candidates], a.candidates.index(a.master),
-                       a.following_master())
+            masters = a.core.masters
+            seen[i] = (a.stats["master_lists"], [str(x) for x in masters.candidates],
+                       masters.candidates.index(masters.master), a.core.registered)
 
     Run(probes={AT: lists, AT + 5: after})
     assert seen[0][:1] == (0,) and seen[1][:1] == (0,)
@@ -450,7 +457,7 @@ def test_an_agent_back_after_a_partition_reports_a_task_it_lost_as_gone():
         seen["task"] = victim = sorted(tasks_on(c, ["agent-0"]))[0]
         # the task's container dies unseen while the agent is cut off: the executor is
         # gone with it (as if the task's process group was killed by the kernel)
-        agent = c.host.actor("agent-0")
+        agent = c.host.actor("agent-0").core
         ex = next(e for e in agent.executors.values() if victim in e.tasks)
         c.host.crash(ex.address)
         agent.executors.pop((ex.framework_id, ex.info.executor_id))
@@ -471,11 +478,11 @@ def test_an_agent_restart_recovers_its_pending_updates_and_keeps_them_in_order()
 
     def before(c):
         # cut the agent off for a moment, so updates pile up unacknowledged, then restart it
-        agent = c.host.actor("agent-0")
+        agent = c.host.actor("agent-0").core
         seen["id"] = agent.agent_id
 
     def restart(c):
-        agent = c.host.actor("agent-0")
+        agent = c.host.actor("agent-0").core
         seen["pending"] = sum(len(s.pending) for s in agent.streams.values())
         seen["records"] = sorted(k.partition("/")[0] for k in c.host.stores["agent:agent-0"])
 
@@ -485,7 +492,7 @@ def test_an_agent_restart_recovers_its_pending_updates_and_keeps_them_in_order()
     assert seen["pending"] > 0
     assert "agent" in seen["records"] and "up" in seen["records"] and "ex" in seen["records"]
     agent = r.cluster.host.actor("agent-0")
-    assert agent.recovered and agent.agent_id == seen["id"]
+    assert agent.core.restored and agent.core.agent_id == seen["id"]
     s = r.summary
     assert s["tasks_finished"] == 300 and s["tasks_lost"] == 0 and s["tasks_failed"] == 0
     assert agent.query("state", {})["pending_updates"] == 0
@@ -515,7 +522,7 @@ class SilentExecutor(CommandExecutor):
 
 def test_an_executor_that_never_registers_fails_its_task_after_the_registration_timeout(monkeypatch):
     from tests.harness import SimHarness
-    monkeypatch.setattr(agent_module, "COMMAND_EXECUTOR", f"{__name__}.SilentExecutor")
+    monkeypatch.setattr(launches, "COMMAND_EXECUTOR", f"{__name__}.SilentExecutor")
     h = SimHarness(agents=1, agent_settings={"executor_registration_timeout": 30.0})
     try:
         fw = h.probe()
@@ -527,7 +534,7 @@ def test_an_executor_that_never_registers_fails_its_task_after_the_registration_
         assert 30.0 <= h.now() - t0 < 32.0
         agent = h.host.actor(h.agents[0])
         assert agent.stats["executor_registration_timeouts"] == 1
-        h.wait(lambda: not agent.executors, "the executor to be gone")
+        h.wait(lambda: not agent.core.executors, "the executor to be gone")
         assert h.master_state()["roles"]["*"]["allocated"]["cpus"] == 0   # its resources came back
     finally:
         h.stop()

@@ -11,26 +11,17 @@ from actors.config import ConfigError
 from actors.core import SEND, SEND_BYTES, TIMER, sent
 from actors.master import validation as V
 from actors.master.core import MasterCore
-from actors.ports import Addresses, MemoryStore
+from actors.ports import MemoryStore
 from actors.protocol import messages as M
 from actors.protocol.codec import decode
 from actors.protocol.messages import Capability, Reason, TaskState
 from actors.protocol.resources import Resources
+from tests.cores import Names
 
 TS = TaskState
 ALLOC = "allocator"
 AGENT = "agent-host"
 SCHED = "scheduler"
-
-
-class Names(Addresses):
-    """Addresses that are their own text."""
-
-    def format(self, addr: Any) -> str:
-        return str(addr)
-
-    def parse(self, text: str) -> Any:
-        return text
 
 
 def core(**settings: Any) -> MasterCore:

@@ -112,7 +112,7 @@ def test_gpu_scenario_keeps_gpu_agents_for_gpu_frameworks():
     gpu_agents = cpu_agents = 0
     gpu_tasks = 0
     for name in [n for n in host.refs if n.startswith("agent-") and "/" not in n]:
-        agent = host.actor(name)
+        agent = host.actor(name).core
         fids = {fid for fid, _ in agent.executors}
         if len(agent.gpus):
             gpu_agents += 1

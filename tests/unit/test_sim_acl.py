@@ -117,13 +117,13 @@ def test_an_agent_principal_the_acl_does_not_know_is_refused():
     doc = scenario(acls=acls, **{"sim.authenticate": True, "sim.until": "60s"})
     c = SimCluster(parse({**doc, "agent": {"principal": "rack-2"}}))
     c.run()
-    agents = [c.host.actor(n) for n in c.agent_names]
+    agents = [c.host.actor(n).core for n in c.agent_names]
     assert all(a.refused == "principal 'rack-2' may not register an agent: no register_agents rule matches and "
                             "the ACL is not permissive" for a in agents)
     assert c.host.actor("master").stats["agents_refused"] == 4
     ok = SimCluster(parse({**doc, "agent": {"principal": "rack-1"}}))
     ok.run()
-    assert all(ok.host.actor(n).registered for n in ok.agent_names)
+    assert all(ok.host.actor(n).core.registered for n in ok.agent_names)
 
 
 def test_a_permissive_acl_without_rules_changes_nothing_a_run_does():

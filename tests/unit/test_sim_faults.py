@@ -295,11 +295,11 @@ def test_agent_crash_with_a_duration_restarts_the_agents_which_register_again():
         {"at": AT + 180, "kind": "agent_crash healed", "targets": "agents[0:5]", "hosts": 5, "note": ""}]
     host = r.cluster.host
     for name in CRASHED:
-        agent = host.actor(name)                 # a new incarnation
+        agent = host.actor(name).core            # a new incarnation
         assert agent.registered
         # the host lost its checkpoint with its tasks: a new registration, a new id, and
         # the master removes the old agent (unreachable since) for good
-        assert agent.agent_id != ids[name] and not agent.recovered
+        assert agent.agent_id != ids[name] and not agent.restored
         rec = r.master.agents[agent.agent_id]
         assert rec.reachable and rec.addr_text == name
         assert ids[name] not in r.master.agents
@@ -313,18 +313,18 @@ def test_agent_restart_recovers_the_agent_under_its_old_id():
 
     def snapshot(c):
         before["instances"] = {n: c.host.actor(n) for n in CRASHED}
-        before["ids"] = {n: c.host.actor(n).agent_id for n in CRASHED}
+        before["ids"] = {n: c.host.actor(n).core.agent_id for n in CRASHED}
 
     def after(c):
-        before["after"] = {n: (c.host.actor(n), c.host.actor(n).registered) for n in CRASHED}
+        before["after"] = {n: (c.host.actor(n), c.host.actor(n).core.registered) for n in CRASHED}
 
     r = Run(scenario({"at": AT, "kind": "agent_restart", "targets": "agents[0:5]"}),
             {AT - 0.001: snapshot, AT + 1: after})
     for n in CRASHED:
         agent, registered = before["after"][n]
         assert agent is not before["instances"][n]
-        assert registered and agent.agent_id == before["ids"][n] and agent.recovered
-        assert r.master.agents[agent.agent_id].reachable
+        assert registered and agent.core.agent_id == before["ids"][n] and agent.core.restored
+        assert r.master.agents[agent.core.agent_id].reachable
     assert r.summary["faults"] == [
         {"at": AT, "kind": "agent_restart", "targets": "agents[0:5]", "hosts": 5, "note": ""}]
 
@@ -337,7 +337,7 @@ def test_the_tasks_of_a_restarted_agent_run_on_and_finish():
 
     def after(c):
         # re-adopted: new executors, the same containers, still running
-        before["executors"] = sum(len(c.host.actor(n).executors) for n in CRASHED)
+        before["executors"] = sum(len(c.host.actor(n).core.executors) for n in CRASHED)
         before["containers"] = sum(len(c.host.containers[n].live) for n in CRASHED)
 
     r = Run(scenario({"at": AT, "kind": "agent_restart", "targets": "agents[0:5]"}),
