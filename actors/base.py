@@ -191,18 +191,18 @@ class KernelActor(Actor):
         """Encode ``msg`` and send it to ``addr``."""
         self.sent += 1
         if self._seal is None:
-            self._myRef.actor_send(addr, encode(msg))
+            self.send(addr, encode(msg))
         else:
-            self._myRef.actor_send(addr, self._seal(encode(msg)))
+            self.send(addr, self._seal(encode(msg)))
 
     def tell_encoded(self, addr: ActorAddress, data: bytes) -> None:
         """Send bytes encoded once for many sends (a message that does not change); with
         an auth port they are sealed at each send."""
         self.sent += 1
         if self._seal is None:
-            self._myRef.actor_send(addr, data)
+            self.send(addr, data)
         else:
-            self._myRef.actor_send(addr, self._seal(data))
+            self.send(addr, self._seal(data))
 
     def reply_error(self, addr: ActorAddress, call: str, message: str, fatal: bool = False) -> None:
         self.stats["errors_replied"] += 1

@@ -230,18 +230,17 @@ def _signs_as(auth: Any, principal: str) -> tuple[dict[str, Any], tuple[tuple[st
         raise UsageError(str(e)) from None
 
 
-def _client(asys: Any, auth: Any, principal: str) -> Any:
-    from .cluster import Client
+def _client(system: Any, auth: Any, principal: str) -> Any:
     from .security import SecretsError
 
     try:
-        return Client(asys, auth.client(principal) if auth is not None else None)
+        return system.client(auth.client(principal) if auth is not None else None)
     except SecretsError as e:
         raise UsageError(str(e)) from None
 
 
 def _base_ports() -> tuple[tuple[str, str], ...]:
-    from .realhost import BASE_PORTS
+    from .realhost.ports import BASE_PORTS
 
     return BASE_PORTS
 
@@ -382,16 +381,10 @@ def _cell(v: Any) -> str:
 
 
 def cmd_master(args: argparse.Namespace) -> int:
-    from .cluster import (
-        ALLOCATOR_CLASS,
-        MASTER_CLASS,
-        MASTER_GLOBAL_NAME,
-        MASTER_PORTS,
-        System,
-        address_text,
-        log_defs,
-    )
-    from .realhost import BASE_PORTS
+    from .cluster import ALLOCATOR_CLASS, MASTER_PORTS
+    from .realhost.masters import MASTER_CLASS, MASTER_GLOBAL_NAME
+    from .realhost.ports import BASE_PORTS
+    from .realhost.system import System, address_text, log_defs
 
     listen = _listen(args.listen)
     if not args.secrets and not args.insecure and not listen.startswith("127."):
@@ -406,9 +399,9 @@ def cmd_master(args: argparse.Namespace) -> int:
                     listen, args.max_frame)
     try:
         auth_settings, auth_ports = _signs_as(auth, args.principal)
-        client = _client(system.asys, auth, args.principal)
-        master = system.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
-        allocator = system.asys.createActor(ALLOCATOR_CLASS)
+        client = _client(system, auth, args.principal)
+        master = system.create(MASTER_CLASS, MASTER_GLOBAL_NAME)
+        allocator = system.create(ALLOCATOR_CLASS)
         master_id = args.master_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         client.configure(allocator, "allocator", "allocator",
                          {"master": address_text(master), "seed": uuid.uuid4().int % 2**31,
@@ -440,136 +433,6 @@ def cmd_master(args: argparse.Namespace) -> int:
         system.shutdown()
 
 
-def _join(masters: list[tuple[str, int]], listen: str | None, port: int | None, log_path: str | None,
-          log_level: str, max_frame: int | None = None, actor_packages: tuple[str, ...] = (),
-          timeout: float = 30.0, auth: Any = None, principal: str = "operator") -> tuple[Any, Any, tuple[str, int]]:
-    """Start a Thespian system joined to the convention of the first of ``masters`` that
-    answers; find the master actor there.  Returns the system, the master's address and
-    the ``HOST:PORT`` it was found at.
-
-    It listens on ``listen``; by default on loopback for a master there, else on this
-    host's address on the route to the master."""
-    from .cluster import KernelError, System, free_port, log_defs
-
-    failures = []
-    for host, mport in masters:
-        try:
-            with socket.create_connection((host, mport), timeout=5):
-                pass
-        except OSError as e:
-            failures.append(f"{host}:{mport} ({e.strerror or e})")
-            continue
-        bind = _listen(listen or ("127.0.0.1" if _is_loopback(host) else _route_to(host, mport)))
-        system = System({"Admin Port": port or free_port(bind), "Convention Address.IPv4": (host, mport)},
-                        log_defs(log_path, log_level), bind, max_frame, actor_packages)
-        addr, why = _find_master(system, timeout, auth, principal)
-        if addr is not None:
-            return system, addr, (host, mport)
-        system.shutdown()
-        failures.append(f"{host}:{mport} ({why})")
-    raise KernelError("no master at " + "; ".join(failures))
-
-
-def _find_master(system: Any, timeout: float, auth: Any, principal: str) -> tuple[Any, str]:
-    """The configured master actor of the convention ``system`` joined, found by its global
-    name; or None and why not."""
-    from .cluster import MASTER_CLASS, MASTER_GLOBAL_NAME
-
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        try:
-            addr = system.asys.createActor(MASTER_CLASS, targetActorRequirements={"impresario.master": True},
-                                           globalName=MASTER_GLOBAL_NAME)
-            stats = _client(system.asys, auth, principal).query(addr, "stats", timeout=10)
-            if stats.get("configured"):
-                return addr, ""
-            last = "the master there is not configured"
-        except Exception as e:  # not joined yet, or nobody there
-            last = str(e) or type(e).__name__
-        time.sleep(0.5)
-    if auth is None:
-        last += "; a master that authenticates drops unsigned calls: give --secrets FILE"
-    return None, last
-
-
-def _look_up(host: str, port: int, listen: str, max_frame: int | None, auth: Any,
-             principal: str) -> tuple[str | None, str]:
-    """The address of the master actor at ``host:port``, found through a short-lived system
-    joined to its convention; or None and why not."""
-    from .cluster import System, address_text, free_port
-
-    try:
-        with socket.create_connection((host, port), timeout=5):
-            pass
-    except OSError as e:
-        return None, f"not reachable: {e.strerror or e}"
-    system = System({"Admin Port": free_port(listen), "Convention Address.IPv4": (host, port)}, None, listen,
-                    max_frame)
-    try:
-        addr, why = _find_master(system, 15.0, auth, principal)
-    finally:
-        system.shutdown()
-    return (address_text(addr), "") if addr is not None else (None, why)
-
-
-def _other_masters(masters: list[tuple[str, int]], found_at: tuple[str, int], master: Any, listen: str,
-                   max_frame: int | None, auth: Any, principal: str) -> list[str]:
-    """Where masters may run, for an agent or a framework to follow: the master it joined,
-    then every other of ``masters`` (in their order, from the one after it) whose master
-    actor answers now.  One that does not answer now is named and left out (see
-    :class:`_MasterWatch` for how it is found later)."""
-    from .cluster import address_text
-
-    out = [address_text(master)]
-    i = masters.index(found_at)
-    for host, mport in masters[i + 1:] + masters[:i]:
-        addr, why = _look_up(host, mport, listen, max_frame, auth, principal)
-        if addr is None:
-            _say(f"  master {host}:{mport} left out for now ({why})")
-        elif addr not in out:
-            out.append(addr)
-    return out
-
-
-class _MasterWatch:
-    """The host's part in finding masters: while its agent (framework) has lost its master,
-    look the configured masters up again, at most every ``every`` seconds, and tell the
-    actor where they run now (:class:`actors.protocol.messages.Masters`).  Thus a master that was
-    not running when the command started, or one restarted at a new address without a
-    registry to call its agents back from, is found.  The actor itself notices the loss
-    (by its own heartbeats); a convention is used only to look a master's actor up."""
-
-    def __init__(self, masters: list[tuple[str, int]], listen: str, max_frame: int | None, auth: Any,
-                 principal: str, client: Any, actor: Any, every: float = 30.0) -> None:
-        self.masters, self.listen, self.max_frame = masters, listen, max_frame
-        self.auth, self.principal, self.client, self.actor, self.every = auth, principal, client, actor, every
-        self.lost_since: float | None = None
-        self.next_look = 0.0
-
-    def check(self, lost: bool) -> None:
-        """Called every few seconds with whether the actor has lost its master."""
-        import actors.protocol.messages as M
-
-        now = time.monotonic()
-        if not lost:
-            self.lost_since = None
-            return
-        if self.lost_since is None:
-            self.lost_since = now
-            return
-        if now < self.next_look:
-            return
-        self.next_look = now + self.every
-        found = []
-        for host, port in self.masters:
-            addr, _ = _look_up(host, port, self.listen, self.max_frame, self.auth, self.principal)
-            if addr is not None and addr not in found:
-                found.append(addr)
-        if found:
-            self.client.tell(self.actor, M.Masters(tuple(found)))
-
-
 def _until_signal(check: Any, every: float = 5.0) -> None:
     """Wait for SIGINT or SIGTERM, calling ``check()`` every ``every`` seconds."""
     stop = {"now": False}
@@ -596,9 +459,43 @@ def _standby_text(candidates: list[str]) -> str:
     return f" ({n} other master{'s' if n > 1 else ''} to fall back on)" if n else ""
 
 
+def _join_masters(*args: Any, **kw: Any) -> Any:
+    """:func:`impresario.realhost.masters.join`, a bad listen address a usage error."""
+    from .realhost.hardening import HardeningError
+    from .realhost.masters import join
+
+    try:
+        return join(*args, **kw)
+    except HardeningError as e:
+        raise UsageError(str(e)) from None
+
+
+def _follow_list(*args: Any) -> list[str]:
+    """Where masters run (:func:`impresario.realhost.masters.other_masters`), saying which
+    were left out for now."""
+    from .realhost.masters import other_masters
+
+    found, left_out = other_masters(*args)
+    for line in left_out:
+        _say(f"  {line}")
+    return found
+
+
+def _watch(*args: Any) -> Any:
+    from .realhost.masters import MasterWatch
+
+    return MasterWatch(*args)
+
+
+def _loopback(host: str) -> bool:
+    from .realhost.masters import is_loopback
+
+    return is_loopback(host)
+
+
 def _listen(address: str) -> str:
     """``address`` resolved and checked bindable, or a usage error naming it."""
-    from .hardening import HardeningError, resolve_listen
+    from .realhost.hardening import HardeningError, resolve_listen
 
     try:
         return resolve_listen(address)
@@ -607,26 +504,9 @@ def _listen(address: str) -> str:
 
 
 def _everywhere(system: Any) -> str:
-    from .hardening import ANY_ADDRESS
+    from .realhost.hardening import ANY_ADDRESS
 
     return " (every interface, as asked)" if system.listen == ANY_ADDRESS else ""
-
-
-def _route_to(host: str, port: int) -> str:
-    """This host's address on the route to ``host`` (no packet is sent)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect((host, port))
-            return str(s.getsockname()[0])
-    except OSError as e:
-        raise UsageError(f"no route to {host}: {e.strerror or e}; give --listen") from None
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return socket.gethostbyname(host).startswith("127.")
-    except OSError:
-        return False
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -636,11 +516,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
         EXECUTOR_PORTS,
         RECOVERING_AGENT_PORTS,
         USAGE_INTERVAL,
-        address_text,
     )
+    from .realhost.system import address_text
 
     masters = _masters(args)
-    away = [h for h, _ in masters if not _is_loopback(h)]
+    away = [h for h, _ in masters if not _loopback(h)]
     if not args.listen and away:
         raise UsageError(f"the master {away[0]} is not on this host's loopback: give --listen, "
                          "this host's address on the cluster's network")
@@ -649,11 +529,11 @@ def cmd_agent(args: argparse.Namespace) -> int:
     auth_settings, auth_ports = _signs_as(auth, args.principal)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = os.path.join(args.work_dir, "agent.log")
-    system, master, at = _join(masters, args.listen, args.port, log_path, args.log_level, args.max_frame,
+    system, master, at = _join_masters(masters, args.listen, args.port, log_path, args.log_level, args.max_frame,
                                auth=auth, principal=args.principal)
     try:
-        candidates = _other_masters(masters, at, master, system.listen, args.max_frame, auth, args.principal)
-        agent = system.asys.createActor(AGENT_CLASS)
+        candidates = _follow_list(masters, at, master, system.listen, args.max_frame, auth, args.principal)
+        agent = system.create(AGENT_CLASS)
         settings: dict[str, Any] = {"master": address_text(master), "masters": candidates, "work_dir": args.work_dir,
                                     "executor_ports": EXECUTOR_PORTS + [list(p) for p in auth_ports],
                                     **auth_settings, "output_tail_bytes": 16384,
@@ -669,7 +549,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
             settings["hostname"] = args.hostname
         if args.attributes:
             settings["attributes"] = dict(kv.split(":", 1) for kv in args.attributes.split(";") if kv)
-        client = _client(system.asys, auth, args.principal)
+        client = _client(system, auth, args.principal)
         client.configure(agent, "agent", args.hostname or socket.gethostname(), settings,
                          (RECOVERING_AGENT_PORTS if args.checkpoint else AGENT_PORTS) + auth_ports)
         from .cluster import wait_for
@@ -684,7 +564,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         _say(f"impresario agent {state['agent_id']} listening on {system.listen}:{args.port}{_everywhere(system)} "
              f"registered with {at[0]}:{at[1]}{_standby_text(candidates)}, {recovered}offering {offered}; log {log_path}; "
              "Ctrl-C to stop")
-        watch = _MasterWatch(masters, system.listen, args.max_frame, auth, args.principal, client, agent)
+        watch = _watch(masters, system.listen, args.max_frame, auth, args.principal, client, agent)
 
         def check() -> None:
             st = client.query(agent, "state")
@@ -698,10 +578,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_state(args: argparse.Namespace) -> int:
 
     auth = _auth(args)
-    system, master, _ = _join(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
+    system, master, _ = _join_masters(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
                               principal=args.principal)
     try:
-        state = _client(system.asys, auth, args.principal).query(master, "state")
+        state = _client(system, auth, args.principal).query(master, "state")
         json.dump(state, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return EXIT_OK
@@ -725,10 +605,10 @@ def cmd_weights(args: argparse.Namespace) -> int:
             raise UsageError(f"expected ROLE=WEIGHT with a valid role and a positive weight, got {item!r}")
         weights.append((role, w))
     auth = _auth(args)
-    system, master, _ = _join(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
+    system, master, _ = _join_masters(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
                               principal=args.principal)
     try:
-        reply = _client(system.asys, auth, args.principal).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
+        reply = _client(system, auth, args.principal).ask(master, M.UpdateWeights(tuple(weights)), (M.QueryReply, M.Error))
         return _operator_reply(reply)
     finally:
         system.shutdown()
@@ -751,10 +631,10 @@ def cmd_quota(args: argparse.Namespace) -> int:
     if quota.is_empty() and not args.remove:
         raise UsageError("give --guarantee and/or --limit, or --remove")
     auth = _auth(args)
-    system, master, _ = _join(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
+    system, master, _ = _join_masters(_masters(args), None, None, None, "WARNING", args.max_frame, auth=auth,
                               principal=args.principal)
     try:
-        reply = _client(system.asys, auth, args.principal).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
+        reply = _client(system, auth, args.principal).ask(master, M.UpdateQuota(args.role, *quota.to_wire()), (M.QueryReply, M.Error))
         return _operator_reply(reply)
     finally:
         system.shutdown()
@@ -775,7 +655,8 @@ def _operator_reply(reply: Any) -> int:
 
 
 def cmd_execute(args: argparse.Namespace) -> int:
-    from .cluster import LocalCluster, address_text, wait_for
+    from .cluster import LocalCluster, wait_for
+    from .realhost.system import address_text
 
     if not args.command:
         raise UsageError("give the command after --: impresario execute --local -- CMD [ARG...]")
@@ -799,11 +680,11 @@ def cmd_execute(args: argparse.Namespace) -> int:
             auth = _auth(args)
             auth_settings, auth_ports = _signs_as(auth, args.principal)
             masters = _masters(args)
-            system, master, at = _join(masters, None, None, None, "WARNING", args.max_frame, auth=auth,
+            system, master, at = _join_masters(masters, None, None, None, "WARNING", args.max_frame, auth=auth,
                                        principal=args.principal)
-            candidates = _other_masters(masters, at, master, system.listen, args.max_frame, auth, args.principal)
-            fw = system.asys.createActor(BATCH.replace(":", "."))
-            client = _client(system.asys, auth, args.principal)
+            candidates = _follow_list(masters, at, master, system.listen, args.max_frame, auth, args.principal)
+            fw = system.create(BATCH)
+            client = _client(system, auth, args.principal)
             client.configure(fw, "framework", "execute", {"master": address_text(master), "masters": candidates,
                                                           "name": "execute",
                                                           **settings, **auth_settings}, _base_ports() + auth_ports)
@@ -838,7 +719,8 @@ def cmd_execute(args: argparse.Namespace) -> int:
 def cmd_framework(args: argparse.Namespace) -> int:
     from actors.base import ConfigError, load_object
 
-    from .cluster import address_text, wait_for
+    from .cluster import wait_for
+    from .realhost.system import address_text
 
     sys.path.insert(0, os.getcwd())  # the user's package, importable in the actor processes too
     try:
@@ -853,12 +735,12 @@ def cmd_framework(args: argparse.Namespace) -> int:
     auth = _auth(args)
     auth_settings, auth_ports = _signs_as(auth, args.principal)
     masters = _masters(args)
-    system, master, at = _join(masters, args.listen, None, None, args.log_level, args.max_frame,
+    system, master, at = _join_masters(masters, args.listen, None, None, args.log_level, args.max_frame,
                                actor_packages=(cls.__module__,), auth=auth, principal=args.principal)
     try:
-        candidates = _other_masters(masters, at, master, system.listen, args.max_frame, auth, args.principal)
-        fw = system.asys.createActor(f"{cls.__module__}.{cls.__qualname__}")
-        client = _client(system.asys, auth, args.principal)
+        candidates = _follow_list(masters, at, master, system.listen, args.max_frame, auth, args.principal)
+        fw = system.create(f"{cls.__module__}.{cls.__qualname__}")
+        client = _client(system, auth, args.principal)
         name = args.name or cls.__name__
         client.configure(fw, "framework", name, {"master": address_text(master), "masters": candidates,
                                                  "name": name,
@@ -868,7 +750,7 @@ def cmd_framework(args: argparse.Namespace) -> int:
         stop = {"now": False}
         signal.signal(signal.SIGINT, lambda *a: stop.update(now=True))
         signal.signal(signal.SIGTERM, lambda *a: stop.update(now=True))
-        watch = _MasterWatch(masters, system.listen, args.max_frame, auth, args.principal, client, fw)
+        watch = _watch(masters, system.listen, args.max_frame, auth, args.principal, client, fw)
         next_check = [time.monotonic() + 5.0]
 
         def finished() -> Any:
@@ -1149,7 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_FAILED
     except Exception as e:
-        from .cluster import KernelError
+        from .realhost.system import KernelError
         if isinstance(e, KernelError | TimeoutError):
             print(f"impresario {args.command_name}: {e}", file=sys.stderr)
             return EXIT_USAGE

@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
 import socket
 import tempfile
 import time
@@ -33,22 +32,26 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import psutil
-from thespian.actors import ActorAddress, ActorSystem
 
-from actors.protocol import messages as M
-from actors.protocol.codec import CodecError, decode, encode
-from actors.security.auth import Authenticator, AuthError, is_signed, payload_of
-
-from . import hardening
-from .realhost import BASE_PORTS, SYSTEM_BASE, TcpAddresses
+from .realhost import hardening
+from .realhost.masters import MASTER_CLASS, MASTER_GLOBAL_NAME
+from .realhost.ports import BASE_PORTS
+from .realhost.system import (
+    Address,
+    Client,
+    KernelError,
+    System,
+    address_text,
+    free_port,
+    log_defs,
+    module_of,
+)
 from .security import AUTH_PORT, Auth, generate_secrets
 
 log = logging.getLogger("impresario.cluster")
 
-MASTER_CLASS = "actors.master.actor.Master"
 ALLOCATOR_CLASS = "actors.allocator.actor.Allocator"
 AGENT_CLASS = "actors.agent.actor.Agent"
-MASTER_GLOBAL_NAME = "impresario-master"
 ALLOCATOR_GLOBAL_NAME = "impresario-allocator"
 DEFAULT_MASTER_PORT = 5050
 DEFAULT_AGENT_PORT = 5051
@@ -60,183 +63,6 @@ REGISTRY_PORT = ("registry", "isolators.store:registry")
 CHECKPOINT_PORT = ("checkpoint", "isolators.store:checkpoint")
 MASTER_PORTS = (*BASE_PORTS, REGISTRY_PORT)
 RECOVERING_AGENT_PORTS = (*AGENT_PORTS, CHECKPOINT_PORT)
-
-
-class KernelError(RuntimeError):
-    """A kernel actor refused its configuration or did not answer."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def log_defs(path: str | None, level: str = "INFO") -> dict[str, Any]:
-    """Thespian's logging set-up for actor processes: a file, and errors to stderr."""
-    handlers: dict[str, Any] = {
-        "stderr": {"class": "logging.StreamHandler", "level": "ERROR", "formatter": "plain"},
-    }
-    if path:
-        handlers["file"] = {"class": "logging.FileHandler", "filename": path, "level": level,
-                            "formatter": "plain"}
-    return {
-        "version": 1,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-        "handlers": handlers,
-        "root": {"handlers": sorted(handlers), "level": level},
-        "disable_existing_loggers": False,
-    }
-
-
-class System:
-    """One Thespian system started by this process, and how to end it for sure.
-
-    The transport hardening (:mod:`impresario.hardening`) is installed first: the system's
-    sockets bind ``listen`` only (``"0.0.0.0"``: every interface, only when asked for),
-    frames larger than ``max_frame`` bytes are refused, and only Thespian's own protocol
-    classes are unpickled.  ``actor_packages``: packages besides ``actors`` whose actor
-    classes this system may be asked to create."""
-
-    def __init__(self, caps: dict[str, Any], logdefs: dict[str, Any] | None, listen: str = "127.0.0.1",
-                 max_frame: int | None = None, actor_packages: Iterable[str] = ()) -> None:
-        self.listen = hardening.install(listen, max_frame, actor_packages)
-        me = psutil.Process()
-        before = {p.pid for p in me.children()}
-        self.asys = ActorSystem(SYSTEM_BASE, caps, logDefs=logdefs or False, transientUnique=True)
-        self.port = caps.get("Admin Port")
-        self.admin_pids = sorted(p.pid for p in me.children() if p.pid not in before)
-        # The admin daemonizes into a process group of its own, which its actors share.
-        self.pgids = sorted({g for g in (_pgid(pid) for pid in self.admin_pids)
-                             if g is not None and g != os.getpgid(0)})
-        self.killed = False
-
-    def processes(self) -> list[psutil.Process]:
-        out = []
-        for pid in self.admin_pids:
-            try:
-                p = psutil.Process(pid)
-                out.append(p)
-                out.extend(p.children(recursive=True))
-            except psutil.NoSuchProcess:
-                pass
-        return out
-
-    def kill(self, timeout: float = 30.0) -> None:
-        """SIGKILL the whole system at once - its admin, logger and actors, which share the
-        admin's process group - as a crash would, and wait until they are gone.  Tasks run
-        in sessions of their own and are not touched."""
-        procs = self.group_processes()
-        for pgid in self.pgids:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, signal.SIGKILL)
-        psutil.wait_procs(procs, timeout=timeout)
-        for pid in self.admin_pids:   # our own child, left a zombie when the admin daemonized
-            with contextlib.suppress(ChildProcessError, OSError):
-                os.waitpid(pid, os.WNOHANG)
-        self.killed = True
-
-    def group_processes(self) -> list[psutil.Process]:
-        """Every live process of this system's process groups."""
-        groups = set(self.pgids)
-        return [p for p in psutil.process_iter() if p.pid != os.getpid() and _pgid(p.pid) in groups]
-
-    def shutdown(self, timeout: float = 20.0) -> None:
-        if self.killed:
-            return   # nothing of it is left (its process groups' ids may name others by now)
-        procs = self.processes()
-        try:
-            self.asys.shutdown()
-        except Exception as e:  # the admin may already be gone
-            log.warning("shutting down the system on port %s: %s", self.port, e)
-        _, alive = psutil.wait_procs(procs, timeout=timeout)
-        for p in alive:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                p.kill()
-        psutil.wait_procs(alive, timeout=5)
-
-
-def _module_of(class_name: str) -> str:
-    return class_name.replace(":", ".").rpartition(".")[0]
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except (ProcessLookupError, PermissionError):
-        return None
-
-
-class Client:
-    """Talks to kernel actors from outside, through one system's external context.
-
-    With ``auth`` (an :class:`~actors.security.auth.Authenticator`, e.g. from :meth:`Auth.client`)
-    everything it sends is signed, and an answer is taken only if it is authentic."""
-
-    def __init__(self, asys: ActorSystem, auth: Authenticator | None = None) -> None:
-        self.asys = asys
-        self.auth = auth
-
-    def _out(self, msg: Any) -> bytes:
-        data = encode(msg)
-        return data if self.auth is None else self.auth.seal(data)
-
-    def _in(self, reply: bytes) -> Any:
-        """The message an answer holds; AuthError for one that is not authentic (signed
-        by nobody we know, replayed, or unsigned while this client signs)."""
-        if is_signed(reply):
-            reply = self.auth.open(reply)[1] if self.auth is not None else payload_of(reply)
-        elif self.auth is not None:
-            raise AuthError("unsigned", "an unsigned answer")
-        try:
-            return decode(reply)
-        except CodecError as e:
-            raise KernelError(f"an undecodable answer: {e}") from None
-
-    def tell(self, addr: ActorAddress, msg: Any) -> None:
-        self.asys.tell(addr, self._out(msg))
-
-    def ask(self, addr: ActorAddress, msg: Any, expect: type | tuple[type, ...], timeout: float = 30.0,
-            match: Callable[[Any], bool] | None = None) -> Any:
-        """Send ``msg`` and wait for an answer of type ``expect`` (for which ``match`` holds).
-
-        Anything else arriving meanwhile (a late answer to an earlier tell, say) is
-        set aside: the external context is shared by everything this client sends.
-        """
-        deadline = time.monotonic() + timeout
-        reply = self.asys.ask(addr, self._out(msg), timeout)
-        while True:
-            if reply is None:
-                raise KernelError(f"no answer to {type(msg).__name__} within {timeout:.0f} s")
-            if type(reply) is bytes:
-                try:
-                    decoded = self._in(reply)
-                except AuthError as e:
-                    log.warning("an answer that is not authentic, ignored: %s", e)
-                    decoded = None
-                if decoded is not None and isinstance(decoded, expect) and (match is None or match(decoded)):
-                    return decoded
-                log.debug("set aside while waiting for %s: %r", expect, decoded)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise KernelError(f"no answer to {type(msg).__name__} within {timeout:.0f} s")
-            reply = self.asys.listen(left)
-
-    def configure(self, addr: ActorAddress, component: str, name: str, settings: dict[str, Any],
-                  ports: tuple[tuple[str, str], ...] = BASE_PORTS, timeout: float = 60.0) -> None:
-        reply = self.ask(addr, M.Configure(component, name, settings, ports), M.Configured, timeout)
-        if reply.error:
-            raise KernelError(f"{name}: configuration refused: {reply.error}")
-
-    def query(self, addr: ActorAddress, what: str, timeout: float = 30.0, **args: Any) -> Any:
-        reply = self.ask(addr, M.Query(what, args), M.QueryReply, timeout, match=lambda r: r.what == what)
-        if reply.error:
-            raise KernelError(reply.error)
-        return reply.result
-
-
-def address_text(addr: ActorAddress) -> str:
-    return TcpAddresses().format(addr)
 
 
 def wait_for(pred: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
@@ -279,9 +105,9 @@ class LocalCluster:
         self.log_level = log_level
         self.bind = bind
         self.systems: list[System] = []
-        self.master: ActorAddress | None = None
-        self.allocator: ActorAddress | None = None
-        self.agents: list[ActorAddress] = []
+        self.master: Address | None = None
+        self.allocator: Address | None = None
+        self.agents: list[Address] = []
         self.client: Client | None = None
         self.master_id = f"local-{uuid.uuid4().hex[:8]}"
         self.agent_shapes = agent_shapes  # per-agent resources, instead of a share of the host
@@ -291,7 +117,7 @@ class LocalCluster:
         self.master_port = 0
         self._share: str | None = None
         self.max_frame = max_frame
-        self.actor_packages = (*actor_packages, _module_of(agent_class))
+        self.actor_packages = (*actor_packages, module_of(agent_class))
         # Authenticated messages (on by default): the secrets file given, or one generated
         # in the work directory at start (principals master, agent, framework, operator).
         self.authenticate = authenticate or secrets_file is not None
@@ -334,9 +160,9 @@ class LocalCluster:
             return {}, ()
         return self.auth.settings(principal), (AUTH_PORT,)
 
-    def new_client(self, asys: ActorSystem) -> Client:
-        """A client of ``asys`` that signs as the operator (with authentication)."""
-        return Client(asys, self.auth.client("operator") if self.auth is not None else None)
+    def new_client(self, system: System) -> Client:
+        """A client of ``system`` that signs as the operator (with authentication)."""
+        return system.client(self.auth.client("operator") if self.auth is not None else None)
 
     def _logdefs(self) -> dict[str, Any]:
         return log_defs(self.log_path, self.log_level)
@@ -351,9 +177,9 @@ class LocalCluster:
             self.systems[0] = msys
         else:
             self.systems.append(msys)
-        self.client = client = self.new_client(msys.asys)
-        self.master = msys.asys.createActor(MASTER_CLASS, globalName=MASTER_GLOBAL_NAME)
-        self.allocator = msys.asys.createActor(ALLOCATOR_CLASS, globalName=ALLOCATOR_GLOBAL_NAME)
+        self.client = client = self.new_client(msys)
+        self.master = msys.create(MASTER_CLASS, MASTER_GLOBAL_NAME)
+        self.allocator = msys.create(ALLOCATOR_CLASS, ALLOCATOR_GLOBAL_NAME)
         master_text = address_text(self.master)
         auth_settings, auth_ports = self.signs_as("master")
         client.configure(self.allocator, "allocator", "allocator",
@@ -377,7 +203,7 @@ class LocalCluster:
             self.systems[i + 1] = sys_i
         else:
             self.systems.append(sys_i)
-        agent = sys_i.asys.createActor(self.agent_class)
+        agent = sys_i.create(self.agent_class)
         auth_settings, auth_ports = self.signs_as("agent")
         settings = {
             "master": address_text(self.master),
@@ -395,7 +221,7 @@ class LocalCluster:
         elif self._per_agent:
             settings["resources"] = self._per_agent
         ports = (RECOVERING_AGENT_PORTS if self.recovery else AGENT_PORTS) + auth_ports
-        self.new_client(sys_i.asys).configure(agent, "agent", f"agent-{i}", settings, ports, timeout)
+        self.new_client(sys_i).configure(agent, "agent", f"agent-{i}", settings, ports, timeout)
         if i < len(self.agents):
             self.agents[i] = agent
         else:
@@ -447,7 +273,7 @@ class LocalCluster:
     # ------------------------------------------------------------------ use
 
     def start_framework(self, class_path: str, name: str, settings: dict[str, Any],
-                        timeout: float = 60.0, own_system: bool = False) -> ActorAddress:
+                        timeout: float = 60.0, own_system: bool = False) -> Address:
         """Create a framework actor and configure it: in the master's system, or with
         ``own_system`` in a system of its own joined to it (so that it outlives a crash of
         the master's)."""
@@ -457,16 +283,16 @@ class LocalCluster:
         if own_system:
             system = self._system({"Admin Port": free_port(self.bind),
                                    "Convention Address.IPv4": (self.bind, self.master_port)},
-                                  (_module_of(class_name),))
+                                  (module_of(class_name),))
             self.systems.append(system)
         elif not hardening.admits_actor_class(class_name):
             raise KernelError(f"{class_path}: the master's system creates actors of "
                               f"{', '.join(hardening.settings()['actor_packages'])} only; name its "
                               "package in actor_packages, or start it with own_system=True")
-        fw = system.asys.createActor(class_name)
+        fw = system.create(class_name)
         auth_settings, auth_ports = self.signs_as(str(settings.get("principal", "framework")))
         full = {"master": address_text(self.master), "name": name, **auth_settings, **settings}
-        self.new_client(system.asys).configure(fw, "framework", name, full, BASE_PORTS + auth_ports,
+        self.new_client(system).configure(fw, "framework", name, full, BASE_PORTS + auth_ports,
                                                timeout=timeout)
         return fw
 
@@ -475,7 +301,7 @@ class LocalCluster:
         result = self.client.query(self.master, "state")
         return result if isinstance(result, dict) else {}
 
-    def query(self, addr: ActorAddress, what: str, timeout: float = 30.0) -> Any:
+    def query(self, addr: Address, what: str, timeout: float = 30.0) -> Any:
         assert self.client is not None
         return self.client.query(addr, what, timeout)
 
@@ -499,7 +325,7 @@ def run_scenario(scenario: Any, time_scale: float = 0.01, timeout: float = 300.0
         raise ValueError(f"{scenario.name}: more than {max_agents} agents is not for a single real host")
     shapes = [str(g.resources) for g in groups for _ in range(g.count)]
     cluster = LocalCluster(agents=len(shapes), agent_shapes=shapes,
-                           actor_packages=[_module_of(fw.class_path) for fw in scenario.frameworks])
+                           actor_packages=[module_of(fw.class_path) for fw in scenario.frameworks])
     try:
         cluster.start()
         fws = []

@@ -1,38 +1,15 @@
 """The SimPy host: the kernel's actor classes, unchanged, in virtual time.
 
-Each actor gets a stand-in for its Thespian system reference (``_myRef``):
+:class:`SimHost` gives each actor a stand-in for its Thespian system reference
+(:class:`SimRef`: ``actor_send``, ``wakeupAfter``, ``createActor``) and the ``clock``,
+``store`` and ``addresses`` ports.  A delivery is a callback on the SimPy heap, not a process
+per actor (about 15x cheaper, see ``../shared/reference/SIMULATION.md``), and every delivered
+message goes into a SHA-256 digest.  :meth:`SimHost.authenticate` turns on ``sim.auth``;
+``service_time`` (zero, fixed, measured) says how long a handler occupies its actor.  An
+exception in a handler is not retried, unlike in Thespian: it stops the simulation.
 
-* ``actor_send`` schedules delivery after a delay drawn from the network
-  model; delivery is a callback on the SimPy heap, not a process per actor
-  (about 15x cheaper, see ``../shared/reference/SIMULATION.md``);
-* ``wakeupAfter`` schedules a ``WakeupMessage``;
-* ``createActor`` instantiates the class at once and returns its address
-  (a child shares its parent's host in the network);
-* the clock port reads ``env.now``.
-
-Messages between kernel actors are the codec's bytes, exactly as on a real
-host.  Every delivered message goes into a SHA-256 digest (virtual time,
-sender, receiver, bytes), so the same scenario and seed give the same digest.
-
-**Authentication** (:meth:`SimHost.authenticate`, ``sim.auth``): actors given
-the ``auth`` port seal and check every message, as on a real host; what the
-harness sends is signed as the principal ``operator``, and what it receives
-is checked.  The digest then covers the signed envelopes.
-
-**Service time.**  With ``service="zero"`` (the default) a handler takes no
-virtual time.  With ``fixed(T)`` every handled message occupies its actor for
-T virtual seconds; with ``measured`` for the real CPU time the handler took.
-An actor then serves one message at a time from its own queue, what it sends
-leaves when its handler ends, and queues build where the real code is slow:
-that is how a replay tells how the kernel itself scales.  (Digests are exact
-for ``zero`` and ``fixed``; ``measured`` runs agree in their figures.)
-
-Thespian semantics reproduced: ``WakeupMessage`` to self with its payload;
-``ActorExitRequest`` is delivered, then the actor and its children are gone
-and the parent gets ``ChildActorExited``; messages to a gone actor are dead
-letters (counted).  A *crash* (a fault) removes an actor and its children
-without a word.  Unlike Thespian, an exception in a handler is not retried:
-it stops the simulation, because in the kernel an exception is a bug.
+See docs/simulation.md, 'How the simulator runs the actors' (and 'Service time',
+'Authentication', 'Determinism').
 """
 
 from __future__ import annotations
@@ -113,7 +90,9 @@ class SimRef:
         self.queue: deque[tuple[Any, SimRef]] | None = None
         self._child_seq = 0
 
-    # -- the calls Thespian's Actor makes on _myRef
+    # -- the calls a kernel actor makes on _myRef, through Thespian's public Actor API
+    # (send, wakeupAfter, createActor); nothing else is imitated, so an actor that needed
+    # more of Thespian would fail here rather than be half served.
     def actor_send(self, target: ActorAddress, msg: Any) -> None:
         self.host.send(self, target, msg)
 
@@ -123,30 +102,6 @@ class SimRef:
     def createActor(self, actor_class: Any, requirements: Any = None, globalName: str | None = None,
                     sourceHash: Any = None) -> ActorAddress:
         return self.host.spawn(actor_class, parent=self, global_name=globalName)
-
-    def handleDeadLetters(self, address: ActorAddress, enable: bool) -> None:
-        pass
-
-    def notifyOnSystemRegistrationChanges(self, address: ActorAddress, enable: bool) -> None:
-        pass
-
-    def updateCapability(self, name: str, value: Any = None) -> None:
-        pass
-
-    def actorSystemShutdown(self) -> None:
-        self.host.stop()
-
-    def registerSourceAuthority(self, address: ActorAddress) -> None:
-        raise NotImplementedError("the simulator loads no actor source")
-
-    def loadActorSource(self, fname: str) -> Any:
-        raise NotImplementedError("the simulator loads no actor source")
-
-    def unloadActorSource(self, source_hash: Any) -> None:
-        raise NotImplementedError("the simulator loads no actor source")
-
-    def notifyOnSourceAvailability(self, address: ActorAddress, enable: bool) -> None:
-        pass
 
 
 class Inbox:

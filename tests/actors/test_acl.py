@@ -171,8 +171,8 @@ class RealLeg(Leg):
     kind = "real"
 
     def __init__(self, tmp_path: Any) -> None:
-        from impresario.cluster import System, address_text, free_port, log_defs
-        from impresario.realhost import BASE_PORTS
+        from impresario.realhost.ports import BASE_PORTS
+        from impresario.realhost.system import System, address_text, free_port, log_defs
         from impresario.security import make_authenticator
         self.secrets = {p: f"{p}-secret-" + "s" * 24 for p in PRINCIPALS}
         self.path = path = str(tmp_path / "secrets.json")

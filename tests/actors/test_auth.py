@@ -75,8 +75,8 @@ class RealLeg:
     kind = "real"
 
     def __init__(self, tmp_path: Any) -> None:
-        from impresario.cluster import System, address_text, free_port, log_defs
-        from impresario.realhost import BASE_PORTS
+        from impresario.realhost.ports import BASE_PORTS
+        from impresario.realhost.system import System, address_text, free_port, log_defs
         from impresario.security import make_authenticator
         self.secrets = {"master": "master-" + "x" * 24, "operator": "operator-" + "y" * 24}
         path = str(tmp_path / "secrets.json")

@@ -10,7 +10,7 @@ EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "examples
 
 @pytest.fixture(autouse=True)
 def examples_on_path():
-    from impresario import hardening
+    from impresario.realhost import hardening
 
     sys.path.insert(0, os.path.abspath(EXAMPLES))  # forked actor processes inherit it
     hardening.admit_actor_packages("hello_framework")  # a user's framework, on a real host

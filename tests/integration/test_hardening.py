@@ -21,7 +21,8 @@ from thespian.system.messages.admin import PendingActor
 from thespian.system.transport.IPBase import TCPv4ActorAddress
 from thespian.system.transport.streamBuffer import ReceiveBuffer, ackDataErrMsg, toSendBuffer
 
-from impresario.cluster import LocalCluster, address_text, wait_for
+from impresario.cluster import LocalCluster, wait_for
+from impresario.realhost.system import address_text
 from tests.integration.conftest import impresario_cmd
 from tests.integration.test_cli import _stop, _wait_line
 

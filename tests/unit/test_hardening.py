@@ -33,8 +33,13 @@ from thespian.system.transport import ForwardMessage, TCPTransport
 from thespian.system.transport.IPBase import RoutedTCPv4ActorAddress, TCPv4ActorAddress
 from thespian.system.transport.streamBuffer import ReceiveBuffer, toSendBuffer
 
-from impresario import hardening
-from impresario.hardening import BadFrameHeader, GuardedReceiveBuffer, RateLimit, RefusedFrame
+from impresario.realhost import hardening
+from impresario.realhost.hardening import (
+    BadFrameHeader,
+    GuardedReceiveBuffer,
+    RateLimit,
+    RefusedFrame,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,10 @@
   that give a wall clock, files, sockets, threads or processes, and calls no ``open``;
 * only the actor shells import Thespian (``actors/base.py``, the rooms' ``actor.py``, the
   executor and the frameworks), and only its public ``thespian.actors``: the cores and
-  everything they use run without an actor system.
+  everything they use run without an actor system;
+* outside the kernel, only the real host's adapter (``impresario/realhost/``) and the
+  simulator's imitation of it (``sim/host.py``) import Thespian;
+* ``isolators/`` never imports Thespian.
 
 Each rule is shown to catch a violation planted in a copy of the tree.
 """
@@ -30,6 +33,8 @@ WORLD = ("time", "datetime", "socket", "ssl", "select", "selectors", "subprocess
 FORBIDDEN = {"actors": ("isolators", "sim", "impresario"), "isolators": ("sim",), "sim": ("isolators",)}
 #: The actor shells: the only modules of the kernel that may import Thespian.
 SHELLS = ("actors/base.py", "actors/*/actor.py", "actors/agent/executor.py", "actors/frameworks/*.py")
+#: Outside the kernel: the one Thespian adapter, and the simulator's imitation of it.
+ADAPTERS = ("impresario/realhost/*.py", "sim/host.py")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -74,6 +79,9 @@ def violations(root: Path) -> list[str]:
                     if _under(mod, other):
                         found.append(f"{rel}:{line} imports {mod} ({pkg}/ may not import {other}/)")
             if pkg != "actors":
+                for line, mod in imports:
+                    if _under(mod, "thespian") and not any(Path(rel).match(p) for p in ADAPTERS):
+                        found.append(f"{rel}:{line} imports {mod} (only the real host's adapter knows Thespian)")
                 continue
             for line, mod in imports:
                 for world in WORLD:
@@ -118,8 +126,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ("actors/master/operator.py", "x = open('/etc/passwd').read()", "opens a file"),
     ("actors/master/core.py", "from thespian.actors import ActorAddress", "only the actor shells know Thespian"),
     ("actors/base.py", "from thespian.system.transport.IPBase import TCPv4ActorAddress", "Thespian's private parts"),
+    ("impresario/cluster.py", "from thespian.actors import ActorSystem", "only the real host's adapter"),
+    ("isolators/containerizer.py", "import thespian", "only the real host's adapter"),
+    ("sim/runner.py", "from thespian.actors import ActorAddress", "only the real host's adapter"),
 ])
-def test_each_rule_catches_a_violation(tree: Path, rel: str, planted: str, expected: str):
+def test_each_rule_catches_a_violation(tree: Path, rel: str, planted: str, expected: str) -> None:
     path = tree / rel
     original = path.read_text()
     try:

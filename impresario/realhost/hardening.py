@@ -1,38 +1,14 @@
 """Transport hardening for Thespian's TCP transport, installed before any ActorSystem starts.
 
-Thespian 4.0.1 binds every admin and actor socket to all interfaces and runs
-``pickle.loads`` on every frame it reads: one crafted frame runs code in the
-process that reads it.  :func:`install` patches the transport, in the process
-that is about to start a system, so that:
+Thespian 4.0.1 binds every socket to all interfaces and unpickles every frame it reads.
+:func:`install` patches the transport in the process about to start a system: frames are
+unpickled only through the :data:`ALLOWED` classes (:class:`RestrictedUnpickler`), actors are
+created only from admitted packages, oversized frames are refused from their header, sockets
+bind the configured address, and shutdown or exit requests are taken only from this host.
+It pins Thespian's start method to ``fork`` so that the admin, logger and actor processes
+inherit the patch.  It authenticates nobody: the kernel's own authentication does that.
 
-- frames are unpickled by :class:`RestrictedUnpickler`, which resolves only the
-  classes in :data:`ALLOWED` (the addresses and protocol messages Thespian's
-  processes exchange, ``logging.LogRecord``, and a few builtin value types).  Anything else - ``os.system``,
-  ``builtins.exec``, ``thespian.runcommand``, the source-loading and
-  source-authority messages - refuses the frame: it is dropped (Thespian answers
-  ``ACK+DATAERR`` and closes the connection) and a rate-limited warning names the
-  class and the peer;
-- a request to create an actor (``PendingActor``) is refused unless its class
-  lies in an admitted package (the kernel's ``actors``, and those named to
-  :func:`install`), and never with loaded source;
-- a frame declaring more than ``max_frame`` bytes is refused from its header,
-  before any of it is buffered, and its connection closed;
-- sockets bind the configured address instead of ``0.0.0.0`` (``"0.0.0.0"``
-  itself only when asked for), and Thespian publishes that same address.
-
-Thespian starts its admin, logger and actor processes with ``fork``: they
-inherit the patched modules.  :func:`install` pins the start method to
-``fork`` so that this stays true whatever the capabilities ask.
-
-- a request to shut a system down (``SystemShutdown``) or to end an actor
-  (``ActorExitRequest``) is taken only from this host's own addresses: the
-  kernel sends them only within a host, and from anyone else they would stop
-  a master or an agent.
-
-What this does not do: authenticate peers.  Anyone who can reach the ports can
-still send Thespian's own protocol messages (register as a convention member,
-send a kernel message - which the kernel's own authentication then refuses).
-See docs/security.md.
+See docs/security.md, 'Transport hardening'.
 """
 
 from __future__ import annotations

@@ -50,6 +50,6 @@ def addresses(actor: Any, settings: dict[str, Any]) -> Addresses:
 
 #: The ports every actor gets on a real host.
 BASE_PORTS: tuple[tuple[str, str], ...] = (
-    ("clock", "impresario.realhost:clock"),
-    ("addresses", "impresario.realhost:addresses"),
+    ("clock", "impresario.realhost.ports:clock"),
+    ("addresses", "impresario.realhost.ports:addresses"),
 )
