@@ -8,11 +8,10 @@ frameworks received.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from sim.runner import TASK_COUNTS, roles_view
+from actors.frameworks.results import TASK_COUNTS, roles_view, summary_text
 
 
 def real_summary(cluster: Any, frameworks: list[tuple[Any, dict[str, Any]]], elapsed: float,
@@ -62,6 +61,5 @@ def write_summary(out_dir: str, summary: dict[str, Any]) -> str:
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, "summary.json")
     with open(path, "w") as fh:
-        json.dump(summary, fh, indent=2)
-        fh.write("\n")
+        fh.write(summary_text(summary))
     return path

@@ -12,7 +12,6 @@ installed, PNG plots.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import os
 import sys
@@ -21,11 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from actors.frameworks.base import Framework, peak_running, percentile
+from actors.frameworks.base import Framework
+from actors.frameworks.results import (
+    TASK_COUNTS,
+    latency_view,
+    peak_running,
+    roles_view,
+    summary_text,
+)
 from actors.master.accounting import RoleLedger
 from actors.protocol import messages as M
 from actors.protocol.codec import message_types
-from actors.protocol.resources import SCALAR_NAMES, from_millis
+from actors.protocol.resources import SCALAR_NAMES
 
 from .auth import AUTH_PORT
 from .faults import Fault, FaultLog, select
@@ -34,9 +40,6 @@ from .network import TopologyNetwork, from_settings
 from .scenario import Scenario
 
 SIM_EXECUTOR_PORTS = [["containerizer", "sim.containerizer:SimContainerizer"]]
-TASK_COUNTS = ("tasks_submitted", "tasks_finished", "tasks_failed", "tasks_killed", "tasks_error",
-               "tasks_lost", "tasks_running", "tasks_pending")
-
 
 @dataclass
 class Result:
@@ -385,8 +388,7 @@ def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None,
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, "summary.json")
         with open(path, "w") as fh:
-            json.dump(summary, fh, indent=2)
-            fh.write("\n")
+            fh.write(summary_text(summary))
         result.files["summary"] = path
         result.files["log"] = os.path.join(out_dir, "sim.log")
         result.files["timeseries"] = write_timeseries(os.path.join(out_dir, "timeseries.csv"), samples)
@@ -513,37 +515,4 @@ def summarize(cluster: SimCluster, end: float, wall: float) -> dict[str, Any]:
         "master_recoveries": recovered,
         "per_framework": per_framework,
     }
-    return out
-
-
-def latency_view(latencies: list[float]) -> dict[str, Any]:
-    def r(v: float | None) -> float | None:
-        return None if v is None else round(v, 6)
-    return {"count": len(latencies), "p50": r(percentile(latencies, 50)),
-            "p90": r(percentile(latencies, 90)), "p99": r(percentile(latencies, 99)),
-            "max": r(latencies[-1] if latencies else None)}
-
-
-def roles_view(view: dict[str, Any], weights: dict[str, float], quotas: dict[str, Any] | None = None,
-               total: dict[str, float] | None = None) -> dict[str, Any]:
-    """The summary's ``roles``: allocated now and on average, {cpus, mem, disk, gpus}, MiB;
-    ``mean_share``: the time-weighted mean allocation's dominant share of the cluster."""
-    out = {}
-    quotas = quotas or {}
-    for role in sorted(set(view) | set(weights) | set(quotas)):
-        v = view.get(role, {})
-        zero = dict.fromkeys(SCALAR_NAMES, from_millis(0))
-        mean = v.get("mean_allocated", dict.fromkeys(SCALAR_NAMES, 0.0))
-        share = max((mean.get(k, 0.0) / t for k, t in (total or {}).items() if t > 0), default=0.0)
-        out[role] = {
-            "weight": weights.get(role, 1.0),
-            "quota": quotas.get(role),
-            "mean_share": round(share, 6),
-            "allocated": v.get("allocated", zero),
-            "mean_allocated": v.get("mean_allocated", dict.fromkeys(SCALAR_NAMES, 0.0)),
-            "offered": v.get("offered", zero),
-            "mean_offered": v.get("mean_offered", dict.fromkeys(SCALAR_NAMES, 0.0)),
-            "used": v.get("used", zero),
-            "mean_used": v.get("mean_used", dict.fromkeys(SCALAR_NAMES, 0.0)),
-        }
     return out
