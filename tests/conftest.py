@@ -17,6 +17,14 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 hardening.admit_actor_packages("tests")
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Integration tests (real processes, cgroups, namespaces) and benchmarks are slow:
+    ``-m "not slow"`` leaves them out with the rest of the slow tier (see docs/testing.md)."""
+    for item in items:
+        if item.get_closest_marker("integration") is not None or item.get_closest_marker("bench") is not None:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_cgroup_left_behind():
     """Tasks started by the command line use the default cgroups root, ``impresario``:
@@ -35,3 +43,13 @@ def no_cgroup_left_behind():
         except OSError:
             pass
     assert not leaked, f"cgroups left behind under the default root: {leaked}"
+
+
+@pytest.fixture
+def small_toml(tmp_path):
+    """A small scenario file (tests/scenarios/results.py: SMALL_TOML) in the test's folder."""
+    from tests.scenarios.results import SMALL_TOML
+
+    p = tmp_path / "small.toml"
+    p.write_text(SMALL_TOML)
+    return p

@@ -26,7 +26,7 @@ from typing import Any, Union
 
 import msgpack
 
-from actors.protocol.resources import ResourceError, Resources, role_error
+from actors.protocol.resources import ResourceError, Resources, forget_resource_shapes, role_error
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 64 * 2**20
@@ -257,6 +257,7 @@ MEMO_MAX_ENTRIES = 200_000
 #: has few of them and sends them over and over), at most INTERN_MAX of each.
 _INTERNED: set[type] = set()
 INTERN_MAX = 4096
+_INTERN_MEMOS: list[dict[Any, Any]] = []
 
 
 def intern_values(*classes: type) -> None:
@@ -270,6 +271,16 @@ def intern_values(*classes: type) -> None:
         if cls in _DECODERS:
             raise RuntimeError(f"{cls.__name__}: its decoder is compiled already")
         _INTERNED.add(cls)
+
+
+def forget_decoded() -> None:
+    """Forget every value decoded once and shared (repeated small messages, interned
+    values, resource shapes): each is built again when it next arrives.  For tests that
+    need room in the bounded memos, and for a process that wants the memory back."""
+    _MEMO.clear()
+    for memo in _INTERN_MEMOS:
+        memo.clear()
+    forget_resource_shapes()
 
 
 def _interned_checks(cls: type) -> list[str]:
@@ -588,7 +599,9 @@ class _Compiler:
         names = [f"f{i}" for i in range(n)]
         memo = None
         if cls in _INTERNED:
-            memo = self.bind({}, "memo")
+            shared: dict[Any, Any] = {}
+            _INTERN_MEMOS.append(shared)
+            memo = self.bind(shared, "memo")
             checks = " and ".join(["o is not None", *_interned_checks(cls)])
             out[1:1] = ["    try:", f"        o = {memo}.get(v)",
                         "    except TypeError:",   # holds a map: not an input of this type

@@ -589,6 +589,11 @@ _ROLES_SEEN: set[str] = {DEFAULT_ROLE}
 _FROM_WIRE: dict[tuple[Any, ...], Resources] = {}   # scalar-only wire forms already rebuilt
 
 
+def forget_resource_shapes() -> None:
+    """Forget the scalar-only wire forms rebuilt so far (see :meth:`Resources.from_wire`)."""
+    _FROM_WIRE.clear()
+
+
 def _display_order(scalars: Mapping[str, int]) -> list[tuple[str, int]]:
     known = [(k, scalars[k]) for k in SCALAR_NAMES if k in scalars]
     rest = sorted((k, v) for k, v in scalars.items() if k not in SCALAR_NAMES)

@@ -3,7 +3,7 @@ import pytest
 from tests.harness import RealHarness, SimHarness
 
 
-@pytest.fixture(params=["sim", "real"])
+@pytest.fixture(params=["sim", pytest.param("real", marks=pytest.mark.slow)])
 def make_cluster(request):
     """Build a small cluster on one host or the other; every one built is stopped."""
     built = []

@@ -270,7 +270,7 @@ class RealLeg(Leg):
         self.system.shutdown()
 
 
-@pytest.fixture(params=["sim", "real"])
+@pytest.fixture(params=["sim", pytest.param("real", marks=pytest.mark.slow)])
 def leg(request, tmp_path):
     built = (SimLeg if request.param == "sim" else RealLeg)(tmp_path)
     yield built

@@ -87,7 +87,13 @@ def _launch(command_wire, resources_wire=("*", {"cpus": 100, "mem": 32000}, {}))
     return msgpack.packb([1, tag_of(M.RunTask), [fw, ti]])
 
 
-def test_an_interned_command_is_decoded_once_and_shared():
+@pytest.fixture
+def room():
+    """Room in the bounded memos, whatever ran before in this process."""
+    codec.forget_decoded()
+
+
+def test_an_interned_command_is_decoded_once_and_shared(room):
     cmd = ["sleep 1234.5", True, ["a", "b"], [["K", "V"]], ""]
     a, b = decode(_launch(cmd)), decode(_launch(cmd))
     assert a.task.command == M.CommandInfo("sleep 1234.5", True, ("a", "b"), (("K", "V"),))
@@ -97,7 +103,7 @@ def test_an_interned_command_is_decoded_once_and_shared():
 
 
 @pytest.mark.parametrize("shell", [1, 1.0])
-def test_an_interned_value_still_checks_types_on_a_hit(shell):
+def test_an_interned_value_still_checks_types_on_a_hit(room, shell):
     # (..., True, ...) is interned first; (..., 1, ...) is equal to it as a tuple but not
     # a boolean, and must be refused as it would be on a first decode.
     decode(_launch(["sleep 99", True, [], [], ""]))
@@ -105,7 +111,7 @@ def test_an_interned_value_still_checks_types_on_a_hit(shell):
         decode(_launch(["sleep 99", shell, [], [], ""]))
 
 
-def test_a_float_field_of_an_interned_value_refuses_a_boolean_on_a_hit():
+def test_a_float_field_of_an_interned_value_refuses_a_boolean_on_a_hit(room):
     fw = ["web", "", ["*"], [], 1.0, "fw", "", "", True, []]
     ok = msgpack.packb([1, tag_of(M.Subscribe), [fw, []]])
     bad = msgpack.packb([1, tag_of(M.Subscribe), [[*fw[:4], True, *fw[5:]], []]])
@@ -120,7 +126,7 @@ def test_a_float_field_of_an_interned_value_refuses_a_boolean_on_a_hit():
     (("*", {"cpus": 100, "mem": 32000}, 0), "scalars and ranges must be maps"),
     (("*", {"cpus": 100, "mem": [1]}, {}), "invalid fixed-point amount for 'mem'"),
 ])
-def test_shared_resources_are_only_given_for_the_same_valid_form(wire, words):
+def test_shared_resources_are_only_given_for_the_same_valid_form(room, wire, words):
     decode(_launch(["true", True, [], [], ""], ("*", {"cpus": 100, "mem": 32000}, {})))
     with pytest.raises(CodecError, match=words):
         decode(_launch(["true", True, [], [], ""], wire))
@@ -151,3 +157,11 @@ def test_only_plain_values_may_be_interned():
     codec.validate_all()
     with pytest.raises(RuntimeError, match="compiled already"):
         codec.intern_values(M.Ping)
+
+
+def test_forgetting_what_was_decoded_makes_the_next_decode_build_it_again():
+    cmd = ["sleep 4321", True, [], [], ""]
+    a = decode(_launch(cmd))
+    codec.forget_decoded()
+    b = decode(_launch(cmd))
+    assert a == b and a.task.command is not b.task.command and a.task.resources is not b.task.resources

@@ -1,9 +1,6 @@
-"""Trace replay: the Google 2011 and SWF readers, and scenarios that replay traces.
-
-The readers are checked on small traces written here (plain and gzipped), the
-shipped samples against their raw files, and replays end to end: each task is
-submitted at its trace time (after the framework's start), runs for its trace
-duration and ends as the trace says.
+"""The trace readers (sim/traces.py): Google 2011 and SWF, on small traces written here
+(plain and gzipped) and on the shipped samples against their raw files; the workload
+port's limit and time scale.  Replays end to end: tests/cluster/test_traces.py.
 """
 
 from __future__ import annotations
@@ -12,70 +9,31 @@ import gzip
 import os
 import tempfile
 import textwrap
-from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.frameworks.batch import BatchFramework
-from actors.protocol.messages import TaskState
 from sim import api, traces
-from sim.runner import SimCluster, summarize
 from sim.scenario import ScenarioError
 from sim.traces import TraceError, TraceWorkload, read, read_google2011, read_swf
+from tests.scenarios.traces import (
+    EVICT,
+    FAIL,
+    FINISH,
+    GOOGLE,
+    GOOGLE_SAMPLE,
+    KILL,
+    SCHEDULE,
+    SUBMIT,
+    SWF,
+    SWF_SAMPLE,
+    g,
+    put,
+    scenario,
+)
 
-TS = TaskState
-SAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "scenarios", "traces")
-GOOGLE_SAMPLE = os.path.abspath(os.path.join(SAMPLES, "google2011-sample.csv.gz"))
-SWF_SAMPLE = os.path.abspath(os.path.join(SAMPLES, "sample.swf"))
-
-SUBMIT, SCHEDULE, EVICT, FAIL, FINISH, KILL, LOST, UPDATE = 0, 1, 2, 3, 4, 5, 6, 8
-
-
-def g(t: float, job: int, index: int, event: int, cpu: Any = 0.25, mem: Any = 0.5) -> str:
-    """One task_events row: 13 columns, microseconds."""
-    machine = "" if event == SUBMIT else "4711"
-    return f"{round(t * 1e6)},,{job},{index},{machine},{event},user,2,0,{cpu},{mem},0.0001,0"
-
-
-def put(path: Path, lines: list[str]) -> str:
-    text = "\n".join(lines) + "\n"
-    if str(path).endswith(".gz"):
-        with gzip.open(path, "wt", encoding="utf-8") as fh:
-            fh.write(text)
-    else:
-        path.write_text(text)
-    return str(path)
-
-
-GOOGLE = [
-    g(600, 7, 2, SUBMIT, 0.125, 0.25),
-    g(601, 7, 2, SCHEDULE, 0.125, 0.25),
-    g(603, 7, 2, EVICT, 0.125, 0.25),            # evicted, resubmitted, scheduled again
-    g(603.5, 7, 2, SUBMIT, 0.125, 0.25),
-    g(604, 7, 2, SCHEDULE, 0.125, 0.25),
-    g(605, 7, 0, SUBMIT),
-    g(606, 7, 1, SUBMIT, 0.5, 1.0),
-    g(607, 7, 0, SCHEDULE),
-    g(607.5, 7, 0, UPDATE),                     # an update changes nothing
-    g(610, 7, 1, SCHEDULE, 0.5, 1.0),
-    g(612, 9, 0, SUBMIT, "", ""),                # requests unknown: the smallest task
-    g(613, 9, 0, SCHEDULE, "", ""),
-    g(614, 7, 2, FINISH, 0.125, 0.25),
-    g(615, 7, 1, FAIL, 0.5, 1.0),
-    g(616, 9, 1, SUBMIT),                        # never scheduled: skipped
-    g(617, 9, 2, SUBMIT),
-    g(618, 9, 2, SCHEDULE),                      # never ends within the trace: skipped
-    g(619, 9, 3, FINISH),                        # ends without a SUBMIT: skipped
-    g(620, 9, 0, KILL, "", ""),
-    g(637, 7, 0, FINISH),
-    g(650, 9, 4, SUBMIT),
-    g(651, 9, 4, SCHEDULE),
-    g(652, 9, 4, LOST),
-]
 GOOGLE_TASKS = [  # (time, id, cpus, mem, duration, exit code) with agents of 8 cpus, 16 GiB
     (0.0, "7-2", 1.0, 4096.0, 10.0, 0),
     (5.0, "7-0", 2.0, 8192.0, 30.0, 0),
@@ -148,21 +106,6 @@ def test_google2011_malformed_lines_are_errors_naming_file_and_line(tmp_path, li
     with pytest.raises(TraceError) as e:
         read(path, "google2011", 8, 16384)
     assert str(e.value) == f"{path}:2: {words}"
-
-
-SWF = """\
-; Version: 2.2
-; MaxProcs: 64
-
-;  job submit wait run alloc avgcpu usedmem reqprocs reqtime reqmem status ...
-1   100  5  60  2  -1  1024  4  120  2048  1  1 1 -1 1 1 -1 -1
-2   130  0  30  8  -1  4096  -1 60   -1    0  1 1 -1 1 1 -1 -1
-3   110  0  90  1  -1  -1    1  100  -1    5  1 1 -1 1 1 -1 -1
-4   140  0  -1  1  -1  -1    1  100  -1    1  1 1 -1 1 1 -1 -1
-5   150  0  10  -1 -1  -1   -1  100  -1    1  1 1 -1 1 1 -1 -1
-6   160  0  20  64 -1  1048576 64 100 1048576 1  1 1 -1 1 1 -1 -1
-7   170  0   0  1  -1  512   1  100  512   1
-"""
 SWF_TASKS = [  # (time, id, cpus, mem, duration, exit code) with agents of 16 cpus, 64 GiB
     (0.0, "job1", 4.0, 8.0, 60.0, 0),        # requested processors and memory (KB per processor)
     (10.0, "job3", 1.0, 128.0, 90.0, 1),     # no memory known: 128 MiB; cancelled
@@ -262,48 +205,6 @@ def test_the_shipped_samples_read_as_their_raw_files_say():
         assert x["mem"] == int(j[9]) * int(j[7]) / 1024
 
 
-# --------------------------------------------------------------------------- scenarios
-
-
-def scenario(dir_: str | Path, body: str, *, agents: int = 2, cpus: int = 8, mem: str = "16GiB", until: str = "2h",
-             name: str = "replay.toml") -> str:
-    os.makedirs(dir_, exist_ok=True)
-    text = textwrap.dedent(f"""\
-        [sim]
-        seed = 4
-        until = "{until}"
-        [cluster]
-        agents = {agents}
-        agent = {{ cpus = {cpus}, mem = "{mem}", disk = "100GiB" }}
-        """) + textwrap.dedent(body)
-    path = os.path.join(dir_, name)
-    with open(path, "w") as fh:
-        fh.write(text)
-    return path
-
-
-def replay(path: str, overrides: dict[str, Any] | None = None) -> tuple[SimCluster, float, dict[str, Any]]:
-    """Run a scenario; returns the cluster, its end, and every task's (state, time) updates."""
-    updates: dict[str, list[tuple[TaskState, float]]] = defaultdict(list)
-    inner = BatchFramework.status_update
-
-    def spy(self: BatchFramework, status: Any) -> None:
-        updates[status.task_id].append((status.state, self.now()))
-        inner(self, status)
-
-    BatchFramework.status_update = spy  # type: ignore[method-assign]
-    try:
-        cluster = SimCluster(api.load(path, overrides))
-        end = cluster.run()
-    finally:
-        BatchFramework.status_update = inner  # type: ignore[method-assign]
-    return cluster, end, dict(updates)
-
-
-def framework(cluster: SimCluster, name: str) -> BatchFramework:
-    return cluster.host.actor(f"framework/{name}")
-
-
 def test_a_relative_trace_path_is_read_beside_the_scenario(tmp_path, monkeypatch):
     (tmp_path / "sc" / "data").mkdir(parents=True)
     put(tmp_path / "sc" / "data" / "t.csv.gz", GOOGLE)
@@ -367,142 +268,3 @@ def test_bad_trace_settings_are_refused_with_a_reason(tmp_path, extra, words):
     with pytest.raises(ScenarioError) as e:
         api.load(path)
     assert words in str(e.value) and path in str(e.value)
-
-
-def check_replayed(cluster: SimCluster, updates: dict[str, Any], name: str, tasks: list[dict[str, Any]]) -> None:
-    """Every trace task was submitted at its trace time, ran its duration, ended as the trace says."""
-    fw = framework(cluster, name)
-    tr = fw.tracker
-    assert sorted(tr.submitted_at) == sorted(x["id"] for x in tasks)
-    for x in tasks:
-        tid = x["id"]
-        assert tr.submitted_at[tid] == pytest.approx(fw._start + x["time"], abs=1e-9)
-        res = fw.attempts[tid].shape.resources
-        assert (res.cpus, res.mem) == (pytest.approx(x["cpus"]), pytest.approx(x["mem"]))
-        running = next(t for s, t in updates[tid] if s == TS.TASK_RUNNING)
-        [(state, ended)] = [(s, t) for s, t in updates[tid] if s.terminal]
-        # (A 0 s task's end waits for its RUNNING update to be acknowledged: a few ms.)
-        assert ended - running == pytest.approx(x["duration"], abs=0.005)
-        assert state == (TS.TASK_FINISHED if x["exit_code"] == 0 else TS.TASK_FAILED)
-
-
-def test_replaying_a_google_trace(tmp_path):
-    put(tmp_path / "t.csv.gz", GOOGLE)
-    path = scenario(tmp_path, """
-        [[frameworks]]
-        name = "g"
-        trace = "t.csv.gz"
-        trace_format = "google2011"
-        """)
-    cluster, end, updates = replay(path)
-    tasks = read(str(tmp_path / "t.csv.gz"), "google2011", 8, 16384)
-    check_replayed(cluster, updates, "g", tasks)
-    s = summarize(cluster, end, 0.0)
-    assert (s["tasks_submitted"], s["tasks_finished"], s["tasks_failed"], s["tasks_running"]) == (5, 2, 3, 0)
-    fw = framework(cluster, "g")
-    # The last task to end (9-4: submitted at 50 s, 1 s long) ends the run.
-    assert end == fw.done_at == pytest.approx(max(t for u in updates.values() for _, t in u))
-    assert end == pytest.approx(fw._start + 51, abs=0.2)
-
-
-def test_replaying_a_swf_trace_with_limit_and_time_scale(tmp_path):
-    put(tmp_path / "log.swf.gz", SWF.splitlines())
-    path = scenario(tmp_path, """
-        [[frameworks]]
-        name = "s"
-        trace = "log.swf.gz"
-        trace_format = "swf"
-        """, cpus=16, mem="64GiB")
-    cluster, end, updates = replay(path)
-    tasks = read(str(tmp_path / "log.swf.gz"), "swf", 16, 65536)
-    check_replayed(cluster, updates, "s", tasks)
-    s = summarize(cluster, end, 0.0)
-    assert (s["tasks_submitted"], s["tasks_finished"], s["tasks_failed"]) == (5, 3, 2)
-    # Only the first three jobs, arriving twice as fast (durations are kept).
-    cluster, end, updates = replay(path, {"frameworks.0.trace_limit": 3, "frameworks.0.trace_time_scale": 0.5})
-    check_replayed(cluster, updates, "s", [{**x, "time": x["time"] / 2} for x in tasks[:3]])
-    assert summarize(cluster, end, 0.0)["tasks_submitted"] == 3
-
-
-def test_a_trace_beside_tasks_replays_both(tmp_path):
-    put(tmp_path / "log.swf", SWF.splitlines())
-    path = scenario(tmp_path, """
-        [[frameworks]]
-        name = "s"
-        trace = "log.swf"
-        trace_format = "swf"
-        tasks = [{ name = "extra", count = 4, cpus = 1, mem = 64, duration = "200s", start = "10s" }]
-        """, cpus=16, mem="64GiB")
-    cluster, end, _ = replay(path)
-    s = summarize(cluster, end, 0.0)
-    assert s["tasks_submitted"] == 9 and s["tasks_finished"] + s["tasks_failed"] == 9
-    assert end == pytest.approx(framework(cluster, "s")._start + 210, abs=0.2)   # the extra tasks end last
-
-
-def test_a_trace_with_no_finished_task_is_an_empty_workload(tmp_path):
-    put(tmp_path / "t.csv", [g(0, 1, 0, SUBMIT), g(1, 1, 0, SCHEDULE)])
-    path = scenario(tmp_path, """
-        [[frameworks]]
-        name = "g"
-        trace = "t.csv"
-        trace_format = "google2011"
-        """)
-    cluster, end, _ = replay(path)
-    assert summarize(cluster, end, 0.0)["tasks_submitted"] == 0
-    assert framework(cluster, "g").is_done() and end < 1
-
-
-def test_a_malformed_trace_stops_the_run_before_it_starts(tmp_path):
-    put(tmp_path / "t.csv", [g(0, 1, 0, SUBMIT), "1,2,3"])
-    path = scenario(tmp_path, """
-        [[frameworks]]
-        name = "g"
-        trace = "t.csv"
-        trace_format = "google2011"
-        """)
-    sc = api.load(path)                       # the file exists: the scenario is valid
-    with pytest.raises(ValueError, match=r"configuration refused: g: .*t\.csv:2: expected 13 columns, got 3"):
-        SimCluster(sc)
-
-
-def test_a_trace_needs_a_workload_port(tmp_path):
-    put(tmp_path / "log.swf", SWF.splitlines())
-    path = scenario(tmp_path, """
-        [[frameworks]]
-        name = "s"
-        trace = "log.swf"
-        trace_format = "swf"
-        """, cpus=16, mem="64GiB")
-    sc = api.load(path)
-    sc.frameworks[0].ports = []
-    with pytest.raises(ValueError, match="a trace needs a workload port"):
-        SimCluster(sc)
-
-
-def test_the_shipped_samples_replay_to_completion(tmp_path):
-    path = scenario(tmp_path, f"""
-        [[frameworks]]
-        name = "google"
-        trace = "{os.path.relpath(GOOGLE_SAMPLE, tmp_path)}"
-        trace_format = "google2011"
-        [[frameworks]]
-        name = "swf"
-        trace = "{SWF_SAMPLE}"
-        trace_format = "swf"
-        """, agents=10, cpus=32, mem="128GiB", until="6h")
-    cluster, end, updates = replay(path)
-    s = summarize(cluster, end, 0.0)
-    for name, sample, fmt in (("google", GOOGLE_SAMPLE, "google2011"), ("swf", SWF_SAMPLE, "swf")):
-        tasks = read(sample, fmt, 32, 131072)
-        v = s["per_framework"][name]
-        assert v["tasks_submitted"] == len(tasks)
-        assert v["tasks_finished"] == sum(x["exit_code"] == 0 for x in tasks)
-        assert v["tasks_failed"] == sum(x["exit_code"] != 0 for x in tasks)
-        assert v["tasks_running"] == v["tasks_pending"] == 0
-        fw = framework(cluster, name)
-        assert fw.is_done() and v["done_at"] >= fw._start + max(x["time"] + x["duration"] for x in tasks)
-        for x in tasks[:50]:
-            running = next(t for st_, t in updates[x["id"]] if st_ == TS.TASK_RUNNING)
-            ended = next(t for st_, t in updates[x["id"]] if st_.terminal)
-            assert ended - running == pytest.approx(x["duration"], abs=0.005)
-    assert end < 6 * 3600 and s["tasks_submitted"] == 591 + 300

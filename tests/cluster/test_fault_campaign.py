@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -71,10 +72,10 @@ def scenario(seed: int) -> dict[str, Any]:
         "cluster": {"agents": AGENTS, "agent": {"cpus": 2, "mem": "2GiB", "disk": "10GiB"}},
         "master": {"agent_reregister_timeout": "5m"},
         "frameworks": [
-            {"name": "aware", "class": "tests.property.campaign_frameworks:RecordingBatch",
+            {"name": "aware", "class": "tests.cluster.campaign_frameworks:RecordingBatch",
              "partition_aware": True, "failover_timeout": "1h", "tasks": 10,
              "task": {**shape, "duration": "uniform(20s,200s)", "arrival": "uniform(0s,120s)"}},
-            {"name": "plain", "class": "tests.property.campaign_frameworks:RecordingBatch",
+            {"name": "plain", "class": "tests.cluster.campaign_frameworks:RecordingBatch",
              "failover_timeout": "1h", "tasks": 8,
              "task": {**shape, "duration": "uniform(20s,200s)", "arrival": "uniform(0s,120s)"}},
         ],
@@ -264,7 +265,7 @@ class FaultCampaign(RuleBasedStateMachine):
             f"{len(live_containers)} containers live for {len(on_agents)} running tasks"
 
 
-TestFaultCampaign = FaultCampaign.TestCase
+TestFaultCampaign = pytest.mark.slow(FaultCampaign.TestCase)
 # At least 200 examples in every run (more with the campaign profile: tox -e campaign).
 TestFaultCampaign.settings = settings(max_examples=max(200, settings().max_examples),
                                       stateful_step_count=30, deadline=None,

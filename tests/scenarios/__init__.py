@@ -1,0 +1,1 @@
+"""Scenario builders and checks shared by the unit and cluster tiers, by topic."""
