@@ -1,35 +1,15 @@
 """The base of every kernel actor: one door, one clock, tokened timers, ports.
 
-A :class:`KernelActor` is a plain ``thespian.actors.Actor``.  Its logic reaches
-the world only through
-
-* :meth:`KernelActor.tell` - encode a message with the codec and send the bytes;
-* :meth:`KernelActor.set_timer` - a named timer on top of Thespian's
-  ``wakeupAfter``; wake-ups cannot be cancelled in Thespian, so each carries a
-  generation token and stale ones are ignored;
-* :meth:`KernelActor.now` - the clock port;
-* ``self.ports`` - objects built from the factories named in the first
-  :class:`~actors.protocol.messages.Configure` message (containerizer, discovery, ...).
-
-With an ``auth`` port (``actors.security.auth``), everything the actor sends is sealed
-in a signed envelope, and everything it receives once configured must be one
-that the port opens: authentic (a known principal's MAC) and fresh (not a
-replay).  A message refused is dropped with its reason and counted in
-``stats["auth_refused"]`` (and ``auth_refused_<reason>``); it changes
-nothing.  The principal of the message being handled is ``peer_principal``
-(None without an auth port).
-
-The host decides what those are: on a real host the Thespian system, the wall
-clock and real processes; in the simulator a SimPy stand-in, virtual time and
-simulated containers.  The actor cannot tell the difference.
-
-Every incoming byte string is authenticated (with an auth port), decoded and
-validated here.  A message that fails either, arrives before configuration,
-or has no handler is dropped with a reason (counted, logged at a bounded
-rate) and changes nothing.  Before configuration, and without an auth port,
-a signed envelope is opened without being authenticated: such an actor
-authenticates nobody, and only a Configure or a Query is taken before
-configuration, as when unsigned.
+A :class:`KernelActor` is a plain ``thespian.actors.Actor`` that reaches the world only
+through :meth:`~KernelActor.tell` (the codec's bytes, sent with ``Actor.send``),
+:meth:`~KernelActor.set_timer` (named timers with tokens: Thespian's wake-ups cannot be
+cancelled), :meth:`~KernelActor.now` and the ports named in its first ``Configure``.
+Every byte string it receives is authenticated (with an ``auth`` port), decoded and
+validated at one door, :meth:`~KernelActor.receiveMessage`; what fails, or comes before
+configuration, or has no handler, is dropped with a counted reason and changes nothing.
+:class:`CoreActor` is the thin shell around a pure core (:mod:`actors.core`).
+See docs/architecture.md ('One actor, two hosts', 'Cores and shells') and
+docs/security.md ('Authenticated messages').
 """
 
 from __future__ import annotations

@@ -1,47 +1,11 @@
 """The framework base class: a scheduler is an actor you subclass.
 
-Override the callbacks you need::
-
-    class MyFramework(Framework):
-        def resource_offers(self, offers):
-            for offer in offers:
-                task = TaskInfo(...)
-                self.launch(offer, [task])
-
-        def status_update(self, status):
-            ...
-
-and run it in a scenario (``class = "mypkg.mymod:MyFramework"`` in a
-``[[frameworks]]`` table) or against a running master
-(``impresario framework mypkg.mymod:MyFramework --master HOST:PORT``).
-
-Callbacks: :meth:`subscribed`, :meth:`resource_offers`,
-:meth:`offer_rescinded`, :meth:`status_update`, :meth:`framework_message`,
-:meth:`failure`, :meth:`error`.  Calls: :meth:`launch`, :meth:`launch_group`,
-:meth:`accept`, :meth:`decline`, :meth:`revive`, :meth:`suppress`,
-:meth:`kill`, :meth:`acknowledge`, :meth:`reconcile`, :meth:`message`,
-:meth:`shutdown_executor`, :meth:`teardown`.  Status updates are acknowledged
-automatically after :meth:`status_update` returns, unless the setting
-``implicit_acknowledgements`` is false.
-
-Settings (in ``Configure``): ``master`` (address, required) or ``masters``
-(a list, tried in turn), ``name``, ``roles``, ``capabilities``, ``user`` (whom
-its tasks run as, unless a task's command names another), ``principal`` (its
-``FrameworkInfo.principal``; the auth port signs as the same setting; with
-authentication the master fills in the authenticated one where it is empty),
-``master_principals`` (with an auth port: the principals whose calls it takes
-as the master's, default ``["master"]``), ``failover_timeout``
-(seconds), ``framework_id`` (to fail over an earlier scheduler),
-``implicit_acknowledgements``, ``master_heartbeat_timeouts`` (default 5), plus
-whatever a subclass reads in :meth:`setup`.
-
-Failover is built in: the scheduler answers each HEARTBEAT; when a heartbeat
-names a new master, when the master says it no longer counts the scheduler as
-subscribed, or when it has heard nothing for ``master_heartbeat_timeouts``
-heartbeat intervals, it subscribes again with its framework id (trying the
-candidate masters in turn), and then reconciles its tasks: an explicit
-reconciliation of every task it believes live, repeated with backoff for the
-tasks still unheard of, as Mesos' reconciliation guide advises.
+Override the callbacks you need (:meth:`Framework.resource_offers`,
+:meth:`Framework.status_update`, ...) and call :meth:`Framework.launch`,
+:meth:`Framework.decline`, ...; run it in a scenario (``class = "mypkg.mymod:MyFramework"``)
+or against a running master (``impresario framework mypkg.mymod:MyFramework --master
+HOST:PORT``).  Following the master, failing over and reconciling are built in.  The
+callbacks, calls and settings are in docs/frameworks.md.
 """
 
 from __future__ import annotations

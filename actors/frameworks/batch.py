@@ -1,45 +1,11 @@
 """The built-in batch framework: runs a workload of command tasks to completion.
 
-Settings (beside the framework's own):
-
-``tasks``
-    a list of task specifications, each a map with ``cpus``, ``mem`` (MiB or a
-    size string), optional ``disk``, ``gpus``, and either ``command`` (a shell
-    command) or ``duration`` (a number of seconds or a distribution such as
-    ``"exp(60s)"`` / ``"uniform(10s,120s)"``), optional ``count`` (default 1),
-    ``name`` (the id prefix), ``exit_code``, ``labels``, ``service`` (true: no
-    duration, it runs until the framework stops it) and ``arrival``:
-
-    * ``"at_once"`` (default): every task is submitted at the start;
-    * ``"poisson(RATE)"``: one after another, RATE tasks a second on average;
-    * ``"uniform(LOW,HIGH)"``: each at a time drawn in the window;
-    * ``"diurnal(RATE,PERIOD,AMPLITUDE)"``: Poisson with a rate swinging as
-      ``RATE x (1 + AMPLITUDE x sin(2 pi t / PERIOD))``.
-
-    ``start`` (a duration) shifts a specification's arrivals.  A task with a
-    duration and no command runs ``sleep <duration x time_scale>`` on a real
-    host; in the simulator the containerizer reads the duration from the
-    task's ``impresario.sim/duration`` label.
-``trace``
-    replay a trace instead of (or beside) ``tasks``: arrivals come, one at a
-    time, from the ``workload`` port (``sim.traces:trace_workload`` reads the
-    Google 2011 and SWF formats); the framework never touches the file.
-``stop_services_at``
-    seconds from the start at which service tasks are killed (default: never).
-``hold_seconds`` (default 30)
-    how far ahead an arrival keeps unused offers held rather than declined.
-``batch_seconds`` (default 0.1)
-    arrivals are launched into held offers in batches, this often at most.
-``time_scale``, ``refuse_seconds`` (default 5), ``max_retries`` (default 0),
-``teardown_when_done``, ``keep_results``.
-
-Placement is first fit over the pending tasks grouped by shape, oldest shape
-first, so one offer costs a few checks however many tasks wait.  Arrivals are
-kept as one sorted stream with one timer, never a timer per task.  Unused
-offers are *held* while more work is due within ``hold_seconds`` and used as
-tasks arrive, the way Aurora and Marathon do it: a REVIVE clears every
-filter, so reviving on each arrival would bring back every declined offer.
-Held offers are declined, and offers suppressed, once nothing more comes.
+Its settings (``tasks`` specifications with their arrival processes, ``trace``,
+``stop_services_at``, ``hold_seconds``, ``batch_seconds``, ``max_retries``, ...) are in
+docs/frameworks.md, 'The batch framework'.  Placement is first fit over pending tasks
+grouped by shape; arrivals are one sorted stream with one timer; unused offers are held
+while more work is due (a REVIVE would bring back every declined offer), then declined,
+and offers suppressed once nothing more comes.
 """
 
 from __future__ import annotations
