@@ -65,6 +65,8 @@ class Core:
         self.principal: str | None = None
         #: Whether the host authenticates what reaches this core (then ``principal`` is set).
         self.authenticates = False
+        #: Whether :meth:`finish` has something to do once the message is handled.
+        self.unfinished = False
         self._timers: dict[str, int] = {}
         self._timer_seq = 0
 
@@ -127,7 +129,9 @@ class Core:
         return self.take()
 
     def finish(self) -> None:
-        """A message or timer has been handled: send what the core keeps until then."""
+        """A message or timer has been handled: send what the core kept until then (a core
+        that keeps something sets ``unfinished``)."""
+        self.unfinished = False
 
     def call(self, fn: Callable[..., None], now: float, *args: Any) -> list[Effect]:
         """Run ``fn(core, *args)`` at ``now``, outside any message (a start, a child that

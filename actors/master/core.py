@@ -135,6 +135,7 @@ class MasterCore(Core):
         the allocator, whichever comes first."""
         if not res.is_empty():
             self.recover_buffer.append(M.Recovered(fid, agent_id, role, res, refuse_seconds))
+            self.unfinished = True
 
     def flush_recovered(self) -> None:
         if self.recover_buffer:
@@ -142,6 +143,7 @@ class MasterCore(Core):
             self.send(self.allocator, M.AllocRecover(items))
 
     def finish(self) -> None:
+        self.unfinished = False
         self.flush_recovered()
 
     # ------------------------------------------------------------------ accounts
