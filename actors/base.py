@@ -296,6 +296,12 @@ class KernelActor(Actor):
         except KeyError:
             self.tell(sender, M.QueryReply(m.what, None, error=f"{self.component} cannot answer {m.what!r}"))
             return
+        except ValueError as e:   # a view asked for with bad arguments
+            self.tell(sender, M.QueryReply(m.what, None, error=f"bad request: {e}"))
+            return
+        if type(result) is M.ViewReply:
+            self.tell(sender, result)
+            return
         self.tell(sender, M.QueryReply(m.what, result))
 
     def query(self, what: str, args: dict[str, Any]) -> Any:

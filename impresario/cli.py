@@ -384,7 +384,7 @@ def cmd_master(args: argparse.Namespace) -> int:
     from .cluster import ALLOCATOR_CLASS, MASTER_PORTS
     from .realhost.masters import MASTER_CLASS, MASTER_GLOBAL_NAME
     from .realhost.ports import BASE_PORTS
-    from .realhost.system import System, address_text, log_defs
+    from .realhost.system import System, address_text, log_defs, relax_collector
 
     listen = _listen(args.listen)
     if not args.secrets and not args.insecure and not listen.startswith("127."):
@@ -395,6 +395,8 @@ def cmd_master(args: argparse.Namespace) -> int:
     work_dir = args.work_dir
     os.makedirs(work_dir, exist_ok=True)
     log_path = os.path.join(work_dir, "master.log")
+    door = _http_door("master", args.http_listen or listen, args.http_port, args)
+    relax_collector()
     system = System({"Admin Port": args.port, "impresario.master": True}, log_defs(log_path, args.log_level),
                     listen, args.max_frame)
     try:
@@ -412,14 +414,22 @@ def cmd_master(args: argparse.Namespace) -> int:
                                     "agent_ping_timeout": args.agent_ping_timeout,
                                     "max_agent_ping_timeouts": args.max_agent_ping_timeouts,
                                     "heartbeat_interval": args.heartbeat_interval,
-                                    "agent_reregister_timeout": args.agent_reregister_timeout, **auth_settings}
+                                    "agent_reregister_timeout": args.agent_reregister_timeout,
+                                    "hostname": socket.gethostname(), "http_address": door.url,
+                                    "port": args.port, **auth_settings}
         if acls is not None:
             settings["acls"] = acls
+        from .realhost.endpoints import serve_master
+
+        serve_master(door, system, master, allocator, auth, args.principal, log_path,
+                     open_door=args.insecure)
         client.configure(master, "master", "master", settings,
                          (MASTER_PORTS if args.registry else BASE_PORTS) + auth_ports)
         registry = f"registry {os.path.join(work_dir, 'registry')}" if args.registry else "no registry"
         _say(f"impresario master {master_id} listening on {system.listen}:{args.port}{_everywhere(system)} "
-             f"(actor {address_text(master)}); log {log_path}; {registry}; Ctrl-C to stop")
+             f"(actor {address_text(master)}); HTTP {door.url}"
+             f"{' (open: --insecure)' if auth is not None and args.insecure else ''}; log {log_path}; "
+             f"{registry}; Ctrl-C to stop")
         if auth is not None:
             _say(f"impresario master: messages signed as {args.principal!r} ({args.secrets}); ACLs "
                  f"{'from ' + args.acls if acls is not None else 'permissive (none given)'}")
@@ -430,7 +440,24 @@ def cmd_master(args: argparse.Namespace) -> int:
         _say("impresario master: stopping")
         return EXIT_OK
     finally:
+        door.stop()
         system.shutdown()
+
+
+def _http_door(name: str, host: str, port: int, args: argparse.Namespace) -> Any:
+    """The HTTP door bound now (so that a port in use is refused before anything starts),
+    served once its routes are known; a usage error for a port in use or a bad TLS pair."""
+    from .realhost.http import Door
+
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise UsageError("give both --tls-cert and --tls-key, or neither")
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    try:
+        return Door(name, host, port, {}, tls=tls)
+    except OSError as e:
+        raise UsageError(f"cannot serve HTTP on {host}:{port}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise UsageError(f"cannot serve HTTP on {host}:{port}: {e}") from None
 
 
 def _until_signal(check: Any, every: float = 5.0) -> None:
@@ -821,6 +848,11 @@ def _isolation_options(q: argparse.ArgumentParser, agent: bool = False) -> None:
                             "/var/run/impresario/gpu)")
 
 
+def _tls_options(q: argparse.ArgumentParser) -> None:
+    q.add_argument("--tls-cert", metavar="FILE", help="serve HTTP over TLS with this certificate (PEM; with --tls-key)")
+    q.add_argument("--tls-key", metavar="FILE", help="the certificate's private key (PEM)")
+
+
 def _auth_options(q: argparse.ArgumentParser, principal: str) -> None:
     q.add_argument("--secrets", metavar="FILE",
                    help="the cluster's secrets file (JSON credentials, chmod 600): messages are signed and "
@@ -902,7 +934,12 @@ def parser() -> argparse.ArgumentParser:
     _auth_options(q, "master")
     q.add_argument("--acls", metavar="FILE",
                    help="the ACLs (JSON, Mesos-like: register_agents, register_frameworks, run_tasks, "
-                        "teardown_frameworks; default: everything allowed)")
+                        "teardown_frameworks, view_frameworks, view_tasks, view_agents, access_sandboxes; "
+                        "default: everything allowed)")
+    q.add_argument("--http-port", type=int, default=5060,
+                   help="the port of the master's HTTP endpoints (/state, /metrics, ...; default 5060; 0: any free one)")
+    q.add_argument("--http-listen", help="the address HTTP listens on (default: --listen's)")
+    _tls_options(q)
     q.add_argument("--insecure", action="store_true",
                    help="listen on a non-loopback address without --secrets (anyone who reaches it may "
                         "act on the cluster)")

@@ -12,6 +12,7 @@ installed, PNG plots.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 import sys
@@ -392,10 +393,42 @@ def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None,
         result.files["summary"] = path
         result.files["log"] = os.path.join(out_dir, "sim.log")
         result.files["timeseries"] = write_timeseries(os.path.join(out_dir, "timeseries.csv"), samples)
+        result.files.update(write_views(cluster, end, out_dir))
         if plots:
             from .plots import plot
             result.files.update(plot(samples, out_dir))
     return result
+
+
+def views(cluster: SimCluster, now: float) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """``/state`` and ``/metrics/snapshot`` of the simulated master at ``now`` (None, None
+    when no master is configured then)."""
+    from actors.allocator.actor import metrics as allocator_metrics
+    from actors.master import views as master_views
+
+    master = cluster.host.actor("master")
+    core = getattr(master, "core", None)
+    if core is None or not master.configured:
+        return None, None
+    allocator = cluster.host.actor("allocator")
+    alloc = allocator_metrics(allocator.policy, allocator.runs, allocator.run_ms) if allocator.configured else {}
+    return (master_views.state(core, now),
+            master_views.merge(master_views.metrics(core, now, master.received, master.sent), alloc))
+
+
+def write_views(cluster: SimCluster, now: float, out_dir: str) -> dict[str, str]:
+    """``state.json`` and ``metrics.json`` (the shapes of the real master's ``/state`` and
+    ``/metrics/snapshot``) in ``out_dir``."""
+    state, metrics = views(cluster, now)
+    files = {}
+    for name, value in (("state", state), ("metrics", metrics)):
+        if value is not None:
+            path = os.path.join(out_dir, f"{name}.json")
+            with open(path, "w") as fh:
+                json.dump(value, fh, indent=1, sort_keys=False)
+                fh.write("\n")
+            files[name] = path
+    return files
 
 
 def write_timeseries(path: str, samples: list[dict[str, Any]]) -> str:

@@ -12,6 +12,7 @@ See docs/allocators.md (the policy's methods: 'Writing your own').
 
 from __future__ import annotations
 
+from collections import deque
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -26,7 +27,10 @@ from actors.protocol import messages as M
 #: in the group ``impresario.allocators`` names any other.
 POLICIES = {"drf": "actors.allocator.hierarchical:HierarchicalPolicy", "random": "actors.allocator.hierarchical:RandomPolicy"}
 ENTRY_POINT_GROUP = "impresario.allocators"
-
+#: How many recent allocation runs the timer's figures cover.
+RUN_WINDOW = 1000
+#: The bounds (seconds) of the allocation run time's histogram (cumulative, as Prometheus').
+RUN_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 def policy_class(name: str) -> Any:
@@ -53,6 +57,11 @@ class Allocator(KernelActor):
         self.policy: Any = None
         self.interval = 1.0
         self.runs = 0
+        #: The most recent allocation runs' durations in ms (the ``stopwatch`` port's time;
+        #: without one, the actor's clock: 0 in the simulator's virtual time).
+        self.run_ms: deque[float] = deque(maxlen=RUN_WINDOW)
+        self.run_buckets = [0] * (len(RUN_BUCKETS) + 1)   # cumulative per bound, then +Inf
+        self.run_seconds = 0.0
 
     def configure(self, settings: dict[str, Any], sender: ActorAddress) -> None:
         self.master = self.address_of(setting(settings, "master", str))
@@ -148,7 +157,16 @@ class Allocator(KernelActor):
         self._run()
 
     def _run(self) -> None:
+        watch = self.ports.get("stopwatch") or self.now
+        started = watch()
         allocations = self.policy.allocate(self.now(), self.rng)
+        took = watch() - started
+        self.run_ms.append(took * 1000.0)
+        self.run_seconds += took
+        for i, bound in enumerate(RUN_BUCKETS):
+            if took <= bound:
+                self.run_buckets[i] += 1
+        self.run_buckets[-1] += 1
         self.runs += 1
         if allocations:
             assert self.master is not None
@@ -158,4 +176,51 @@ class Allocator(KernelActor):
     def query(self, what: str, args: dict[str, Any]) -> Any:
         if what == "state" and self.policy is not None:
             return {"runs": self.runs, **self.policy.state()}
+        if what == "metrics":
+            return metrics(self.policy, self.runs, self.run_ms)
+        if what == "histograms":
+            return {"allocation_run_seconds": {
+                "buckets": [[b, n] for b, n in zip([*RUN_BUCKETS, "+Inf"], self.run_buckets, strict=True)],
+                "sum": self.run_seconds}}
         return super().query(what, args)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def metrics(policy: Any, runs: int, run_ms: Any) -> dict[str, float]:
+    """The allocator's half of ``/metrics/snapshot``, with Mesos' names: runs and their
+    timer, resources, the roles' dominant shares and quota.  A policy that keeps no
+    ``total``, ``free_total`` or roles (a user's own) shows what it has."""
+    out: dict[str, float] = {"allocator/mesos/allocation_runs": runs}
+    ordered = sorted(run_ms)
+    out["allocator/mesos/allocation_run_ms"] = run_ms[-1] if run_ms else 0.0
+    out["allocator/mesos/allocation_run_ms/count"] = len(ordered)
+    if ordered:
+        out["allocator/mesos/allocation_run_ms/min"] = ordered[0]
+        out["allocator/mesos/allocation_run_ms/max"] = ordered[-1]
+        for name, q in (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)):
+            out[f"allocator/mesos/allocation_run_ms/{name}"] = _quantile(ordered, q)
+    total = getattr(policy, "total", None)
+    free = getattr(policy, "free_total", None)
+    if isinstance(total, dict):
+        for k, v in sorted(total.items()):
+            out[f"allocator/mesos/resources/{k}/total"] = v / 1000
+            if isinstance(free, dict):
+                out[f"allocator/mesos/resources/{k}/offered_or_allocated"] = (v - free.get(k, 0)) / 1000
+    nodes = getattr(policy, "nodes", None)
+    share = getattr(policy, "_role_share", None)
+    if isinstance(nodes, dict) and share is not None:
+        for path, node in sorted(nodes.items()):
+            if path:
+                out[f"allocator/mesos/roles/{path}/shares/dominant"] = share(path)
+                quota = getattr(policy, "quotas", {}).get(path)
+                if quota is not None:
+                    alloc = getattr(node, "alloc", {})
+                    for kind, amounts in quota.to_dict().items():
+                        for k, v in sorted(amounts.items()):
+                            out[f"allocator/mesos/quota/roles/{path}/resources/{k}/{kind}"] = v
+                    for k, v in sorted(alloc.items()):
+                        out[f"allocator/mesos/quota/roles/{path}/resources/{k}/offered_or_allocated"] = v / 1000
+    return out

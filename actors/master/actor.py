@@ -21,7 +21,7 @@ from thespian.actors import ActorAddress
 
 from actors.base import CoreActor, handles
 from actors.core import SEND
-from actors.master import agents, operator
+from actors.master import agents, operator, views
 from actors.master.core import MasterCore
 from actors.protocol import messages as M
 from actors.protocol.codec import peek_tag, tag_of
@@ -56,6 +56,7 @@ class Master(CoreActor):
         self.core = MasterCore(settings, self._addresses, self.ports.get("registry"), self.name, self.log,
                                self.stats, self.drops)
         self.core.authenticates = self.authenticates
+        self.core.flags.setdefault("pid", self.address_text(self.myAddress))
 
     def started(self) -> None:
         assert self.core is not None
@@ -113,4 +114,7 @@ class Master(CoreActor):
                 return operator.state(self.core, self.now())
             if what == "summary":
                 return operator.summary(self.core, self.now())
+            if what == "view":
+                value = views.render(self.core, self.now(), args, self.received, self.sent)
+                return M.ViewReply(what, views.encode(value))
         return super().query(what, args)

@@ -161,7 +161,7 @@ def reregister(master: MasterCore, m: M.ReregisterAgent, sender: Any) -> None:
             # acknowledged already); the task is no longer unreachable.
             gone = tasks.reached(fw, tid)
             if gone is not None:
-                gone.state = at.state
+                tasks.set_state(gone, at.state)
                 tasks.complete(fw, gone)
             continue
         t = tasks.reached(fw, tid)
@@ -171,7 +171,8 @@ def reregister(master: MasterCore, m: M.ReregisterAgent, sender: Any) -> None:
             t = TaskRec(fid, task, agent_id, at.executor_id, role, res, at.state)
             was_unreachable = False
         else:
-            t.state, t.released, t.agent_id = at.state, False, agent_id
+            tasks.set_state(t, at.state)
+            t.released, t.agent_id = False, agent_id
             was_unreachable = True
         tasks.place(fw, rec, t, executors.get((fid, at.executor_id)) if executors else None)
         key = (fid, role)
@@ -219,7 +220,7 @@ def reregister(master: MasterCore, m: M.ReregisterAgent, sender: Any) -> None:
         fw = master.frameworks.get(fid)
         t = tasks.reached(fw, tid) if fw is not None else None
         if fw is not None and t is not None:
-            t.state = TS.TASK_GONE
+            master.tasks.set_state(t, TS.TASK_GONE)
             master.send_update(fw, master.master_status(t, TS.TASK_GONE, Reason.REASON_AGENT_REREGISTERED,
                                                         f"agent {agent_id} re-registered without the task"))
             tasks.complete(fw, t)
@@ -268,7 +269,7 @@ def _drop_missing(master: MasterCore, rec: AgentRec, reported: set[tuple[str, st
         if t.state.terminal or fw is None:
             continue
         master.release(rec, t, now, recover=True)
-        t.state = TS.TASK_DROPPED
+        master.tasks.set_state(t, TS.TASK_DROPPED)
         master.send_update(fw, master.master_status(t, TS.TASK_DROPPED, Reason.REASON_AGENT_RESTARTED,
                                                     f"agent {rec.id} restarted without the task"))
         master.tasks.finish(fw, rec, t)
@@ -338,13 +339,13 @@ def mark_unreachable(master: MasterCore, rec: AgentRec, why: str, gone: Reason |
             tasks.complete(fw, t)
             continue
         if gone is not None:
-            t.state = TS.TASK_GONE
+            master.tasks.set_state(t, TS.TASK_GONE)
             master.send_update(fw, master.master_status(t, TS.TASK_GONE, gone, why))
             tasks.complete(fw, t)
             continue
         tasks.cut_off(fw, rec, t)
         state = TS.TASK_UNREACHABLE if fw.partition_aware else TS.TASK_LOST
-        t.state = state
+        master.tasks.set_state(t, state)
         master.send_update(fw, master.master_status(t, state, Reason.REASON_AGENT_REMOVED, why))
     for ex in rec.executors.values():
         master.uncharge(rec, ex.role, ex.resources)
@@ -364,7 +365,7 @@ def remove(master: MasterCore, rec: AgentRec, reason: Reason, why: str) -> None:
         fw = master.frameworks.get(fid)
         t = master.tasks.reached(fw, tid) if fw is not None else None
         if fw is not None and t is not None:
-            t.state = TS.TASK_GONE
+            master.tasks.set_state(t, TS.TASK_GONE)
             master.send_update(fw, master.master_status(t, TS.TASK_GONE, reason, why))
             master.tasks.complete(fw, t)
     rec.lost_tasks.clear()

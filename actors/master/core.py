@@ -48,6 +48,7 @@ class MasterCore(Core):
         self.removed_agents: set[str] = set()   # gone for good: their tasks are TASK_GONE
         self.frameworks: dict[str, FrameworkRec] = {}
         self.removed_frameworks: set[str] = set()
+        self.completed_frameworks: deque[FrameworkRec] = deque()   # the newest, for the views
         self.offers: dict[str, OfferRec] = {}
         self.tasks = TaskTable()
         self.ledger = RoleLedger()
@@ -74,6 +75,7 @@ class MasterCore(Core):
         self._configure(settings)
 
     def _configure(self, settings: dict[str, Any]) -> None:
+        self.flags = dict(settings)   # as given (shown by /flags, secrets left out)
         self.master_id = setting(settings, "master_id", str)
         if not self.master_id or "/" in self.master_id:
             raise ConfigError("master_id must be a non-empty id")
@@ -82,6 +84,7 @@ class MasterCore(Core):
         self.max_missed_pings = setting(settings, "max_agent_ping_timeouts", int, 5)
         self.heartbeat_interval = setting(settings, "heartbeat_interval", float, 15.0)
         self.tasks.max_completed = setting(settings, "max_completed_tasks_per_framework", int, 1000)
+        self.completed_frameworks = deque(maxlen=setting(settings, "max_completed_frameworks", int, 50))
         self.max_missed_heartbeats = setting(settings, "max_framework_heartbeat_timeouts", int, 5)
         self.agent_reregister_timeout = setting(settings, "agent_reregister_timeout", float, 600.0)
         self.launch_retry = setting(settings, "launch_retry_interval", float, 30.0)

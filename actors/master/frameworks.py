@@ -207,10 +207,16 @@ def remove(master: MasterCore, fw: FrameworkRec, why: str) -> None:
             master.recover(fw.id, agent.id, ex.role, ex.resources, None)
         if agent.reachable:
             master.send(agent.address, M.ShutdownFramework(fw.id))
-    for t in list(fw.tasks.values()) + list(fw.unreachable.values()):
+    ended = list(fw.tasks.values()) + list(fw.unreachable.values())
+    for t in ended:
         if not t.state.terminal:
-            t.state = TS.TASK_KILLED
+            tasks.set_state(t, TS.TASK_KILLED)
     tasks.clear_framework(fw)
+    for t in ended:
+        tasks.complete(fw, t)
+    fw.connected = False
+    fw.removed_at = now
+    master.completed_frameworks.append(fw)
     del master.frameworks[fw.id]
     master.removed_frameworks.add(fw.id)
     master.unsave("framework/" + fw.id)

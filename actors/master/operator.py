@@ -82,6 +82,7 @@ def state(master: MasterCore, now: float) -> dict[str, Any]:
     """Everything the master knows: agents, frameworks, tasks, roles, weights, quota."""
     return {
         "master_id": master.master_id,
+        "http_address": master.flags.get("http_address", ""),
         "version": VERSION,
         "uptime_seconds": now - master.started_at,
         "agents": [

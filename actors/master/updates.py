@@ -39,7 +39,7 @@ def status_update(master: MasterCore, m: M.StatusUpdate, sender: Any) -> None:
             master.release(agent, t, now, recover=True)
         elif latest == TS.TASK_RUNNING and not t.running:
             master.count_used(t, t.resources, now)
-    t.state = status.state
+    master.tasks.set_state(t, status.state)
     t.status = status
     master.send_update(fw, status)
 

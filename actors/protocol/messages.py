@@ -984,6 +984,17 @@ class QueryReply:
     error: str = ""
 
 
+@message(258)
+@dataclass(frozen=True, slots=True)
+class ViewReply:
+    """The answer to ``Query("view", ...)``: a view rendered as JSON, gzip-compressed
+    (large views cross hosts and processes in a fraction of their size), or an error."""
+
+    what: str
+    body: bytes = b""
+    error: str = ""
+
+
 @message(254)
 @dataclass(frozen=True, slots=True)
 class UpdateWeights:

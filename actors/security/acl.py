@@ -31,6 +31,10 @@ RUN_TASKS = "run_tasks"
 TEARDOWN_FRAMEWORKS = "teardown_frameworks"
 UPDATE_WEIGHTS = "update_weights"
 UPDATE_QUOTAS = "update_quotas"
+VIEW_FRAMEWORKS = "view_frameworks"
+VIEW_TASKS = "view_tasks"
+VIEW_AGENTS = "view_agents"
+ACCESS_SANDBOXES = "access_sandboxes"
 
 #: action -> (its object's key, the kind of names the object holds)
 ACTIONS: dict[str, tuple[str, str]] = {
@@ -40,6 +44,12 @@ ACTIONS: dict[str, tuple[str, str]] = {
     TEARDOWN_FRAMEWORKS: ("framework_principals", "principal"),
     UPDATE_WEIGHTS: ("roles", "role"),
     UPDATE_QUOTAS: ("roles", "role"),
+    # Reads over HTTP (docs/operators.md): frameworks, tasks and sandboxes by the user
+    # they run as; agents as a whole.
+    VIEW_FRAMEWORKS: ("users", "user"),
+    VIEW_TASKS: ("users", "user"),
+    VIEW_AGENTS: ("agents", "none"),
+    ACCESS_SANDBOXES: ("users", "user"),
 }
 #: The most decisions an :class:`ACL` remembers (then it forgets them all).
 CACHE_SIZE = 4096
@@ -124,6 +134,12 @@ class Decision:
 def _request_text(action: str, obj: str | None) -> str:
     if action == REGISTER_AGENTS:
         return "register an agent"
+    if action == VIEW_AGENTS:
+        return "view agents"
+    if action in (VIEW_FRAMEWORKS, VIEW_TASKS, ACCESS_SANDBOXES):
+        what = {VIEW_FRAMEWORKS: "view frameworks", VIEW_TASKS: "view tasks",
+                ACCESS_SANDBOXES: "access sandboxes"}[action]
+        return f"{what} of user {obj!r}" if obj else f"{what} that name no user"
     if action == REGISTER_FRAMEWORKS:
         return f"register a framework in role {obj!r}"
     if action == RUN_TASKS:

@@ -44,6 +44,11 @@ def clock(actor: Any, settings: dict[str, Any]) -> Callable[[], float]:
     return time.time
 
 
+def stopwatch(actor: Any, settings: dict[str, Any]) -> Callable[[], float]:
+    """A monotonic clock for timing work (the allocator's runs), in seconds."""
+    return time.perf_counter
+
+
 def addresses(actor: Any, settings: dict[str, Any]) -> Addresses:
     return TcpAddresses()
 
@@ -52,4 +57,5 @@ def addresses(actor: Any, settings: dict[str, Any]) -> Addresses:
 BASE_PORTS: tuple[tuple[str, str], ...] = (
     ("clock", "impresario.realhost.ports:clock"),
     ("addresses", "impresario.realhost.ports:addresses"),
+    ("stopwatch", "impresario.realhost.ports:stopwatch"),
 )

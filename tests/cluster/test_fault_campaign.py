@@ -197,6 +197,27 @@ class FaultCampaign(RuleBasedStateMachine):
                     f"master: agent {rec.id} allocated {rec.allocated} + offered {rec.offered} > {rec.total}"
 
     @invariant()
+    def the_masters_task_counts_are_its_tasks(self) -> None:
+        """The counts behind master/tasks_* (kept as tasks change) equal a walk over every task."""
+        master = self.c.host.actor("master").core if hasattr(self, "c") else None
+        if master is not None:
+            counted = {s: n for s, n in master.tasks.active.items() if n}
+            assert counted == master.tasks.recount(master.frameworks.values()), \
+                f"master counts {counted}, its tasks {master.tasks.recount(master.frameworks.values())}"
+            for a in master.agents.values():
+                by_state: dict[Any, int] = {}
+                for t in a.tasks.values():
+                    assert t.on_agent is a, f"task {t.task_id} on agent {a.id} points at another"
+                    by_state[t.state] = by_state.get(t.state, 0) + 1
+                assert {s: n for s, n in a.states.items() if n} == by_state, f"agent {a.id}: {a.states}"
+                by_fw: dict[str, int] = {}
+                for fid, _ in a.tasks:
+                    by_fw[fid] = by_fw.get(fid, 0) + 1
+                assert a.frameworks == by_fw, f"agent {a.id}: {a.frameworks} != {by_fw}"
+            for f in master.frameworks.values():
+                assert {s: n for s, n in f.states.items() if n} == master.tasks.recount([f]), f"framework {f.id}"
+
+    @invariant()
     def updates_arrive_in_order(self) -> None:
         for key, seen in LOG.items():
             rank, ended = -1, None

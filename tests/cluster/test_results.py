@@ -224,7 +224,7 @@ def test_sampling_does_not_change_the_run():
 def test_no_plots_and_no_error_without_matplotlib(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)   # import matplotlib now fails
     res = api.run(QUICKSTART, SMALL, out=str(tmp_path))
-    assert set(res.files) == {"summary", "log", "timeseries"}
+    assert set(res.files) == {"summary", "log", "timeseries", "state", "metrics"}
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".png")]
 
 
@@ -272,7 +272,7 @@ def test_run_returns_plain_objects_and_files_that_exist(done_run):
     for row in done_run.timeseries:
         assert isinstance(row, dict)
         assert all(isinstance(v, int | float) for v in row.values())
-    assert set(done_run.files) == {"summary", "log", "timeseries"}
+    assert set(done_run.files) == {"summary", "log", "timeseries", "state", "metrics"}
     for path in done_run.files.values():
         assert os.path.isfile(path) and os.path.dirname(path) == done_run.out_dir
     assert done_run.summary_path == done_run.files["summary"]
