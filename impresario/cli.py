@@ -421,15 +421,12 @@ def cmd_master(args: argparse.Namespace) -> int:
             settings["acls"] = acls
         from .realhost.endpoints import serve_master
 
-        serve_master(door, system, master, allocator, auth, args.principal, log_path,
-                     open_door=args.insecure)
+        serve_master(door, system, master, allocator, auth, args.principal, log_path)
         client.configure(master, "master", "master", settings,
                          (MASTER_PORTS if args.registry else BASE_PORTS) + auth_ports)
         registry = f"registry {os.path.join(work_dir, 'registry')}" if args.registry else "no registry"
         _say(f"impresario master {master_id} listening on {system.listen}:{args.port}{_everywhere(system)} "
-             f"(actor {address_text(master)}); HTTP {door.url}"
-             f"{' (open: --insecure)' if auth is not None and args.insecure else ''}; log {log_path}; "
-             f"{registry}; Ctrl-C to stop")
+             f"(actor {address_text(master)}); HTTP {door.url}; log {log_path}; {registry}; Ctrl-C to stop")
         if auth is not None:
             _say(f"impresario master: messages signed as {args.principal!r} ({args.secrets}); ACLs "
                  f"{'from ' + args.acls if acls is not None else 'permissive (none given)'}")
@@ -556,6 +553,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     auth_settings, auth_ports = _signs_as(auth, args.principal)
     os.makedirs(args.work_dir, exist_ok=True)
     log_path = os.path.join(args.work_dir, "agent.log")
+    acls = _read_acls(args.acls)
+    door = _http_door("agent", args.http_listen or _listen(args.listen or "127.0.0.1"), args.http_port, args)
     system, master, at = _join_masters(masters, args.listen, args.port, log_path, args.log_level, args.max_frame,
                                auth=auth, principal=args.principal)
     try:
@@ -565,7 +564,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
                                     "executor_ports": EXECUTOR_PORTS + [list(p) for p in auth_ports],
                                     **auth_settings, "output_tail_bytes": 16384,
                                     "seed": uuid.uuid4().int % 2**31, "containerizer": containerizer,
-                                    "usage_interval": USAGE_INTERVAL, "store_fsync": args.fsync}
+                                    "usage_interval": USAGE_INTERVAL, "store_fsync": args.fsync,
+                                    "http_address": door.url}
+        if acls is not None:
+            settings["acls"] = acls
         if args.reserved_mem is not None:
             settings["reserved_mem"] = args.reserved_mem
         if args.reserved_disk is not None:
@@ -577,6 +579,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         if args.attributes:
             settings["attributes"] = dict(kv.split(":", 1) for kv in args.attributes.split(";") if kv)
         client = _client(system, auth, args.principal)
+        from actors.security.acl import ACL
+
+        from .realhost.endpoints import serve_agent
+
+        serve_agent(door, system, agent, auth, args.principal, args.work_dir, log_path,
+                    ACL.parse(acls) if acls is not None else None)
         client.configure(agent, "agent", args.hostname or socket.gethostname(), settings,
                          (RECOVERING_AGENT_PORTS if args.checkpoint else AGENT_PORTS) + auth_ports)
         from .cluster import wait_for
@@ -589,8 +597,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
         tasks = sum(len(e["tasks"]) for e in state["executors"])
         recovered = f"recovered {tasks} tasks from its checkpoint, " if tasks else ""
         _say(f"impresario agent {state['agent_id']} listening on {system.listen}:{args.port}{_everywhere(system)} "
-             f"registered with {at[0]}:{at[1]}{_standby_text(candidates)}, {recovered}offering {offered}; log {log_path}; "
-             "Ctrl-C to stop")
+             f"registered with {at[0]}:{at[1]}{_standby_text(candidates)}, {recovered}offering {offered}; "
+             f"HTTP {door.url}; log {log_path}; Ctrl-C to stop")
         watch = _watch(masters, system.listen, args.max_frame, auth, args.principal, client, agent)
 
         def check() -> None:
@@ -599,6 +607,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         _until_signal(check)
         return EXIT_OK
     finally:
+        door.stop()
         system.shutdown()
 
 
@@ -965,6 +974,14 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--hostname", help="the hostname to advertise")
     q.add_argument("--reserved-mem", type=_size, help="memory kept for the host (default: min(1GiB, half))")
     q.add_argument("--reserved-disk", type=_size, help="disk kept for the host (default: min(5GiB, half))")
+    q.add_argument("--http-port", type=int, default=5061,
+                   help="the port of the agent's HTTP endpoints (/state, /files, ...; default 5061; 0: any free "
+                        "one; two agents on one host need two)")
+    q.add_argument("--http-listen", help="the address HTTP listens on (default: --listen's, else loopback)")
+    _tls_options(q)
+    q.add_argument("--acls", metavar="FILE",
+                   help="ACLs for this agent (JSON as the master's): run_tasks, and over HTTP view_agents and "
+                        "access_sandboxes")
     _isolation_options(q, agent=True)
     _auth_options(q, "agent")
     q.set_defaults(func=cmd_agent)

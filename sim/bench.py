@@ -360,3 +360,151 @@ def bench_scenario(scenario: str, overrides: dict[str, Any] | None = None,
         "scheduling_latency": s["scheduling_latency"],
         "tasks_per_second_wall": round(s["tasks_finished"] / s["wall_seconds"]) if s["wall_seconds"] else None,
     }
+
+
+# --------------------------------------------------------------------------- operator views at scale
+
+
+class _Names:
+    """Addresses that are their own text (a core fed messages by hand names its peers so)."""
+
+    def format(self, addr: Any) -> str:
+        return str(addr)
+
+    def parse(self, text: str) -> Any:
+        return text
+
+
+def busy_master(agents: int, tasks: int, frameworks: int = 10, running: bool = True) -> Any:
+    """A master core that has registered ``agents`` agents and launched ``tasks`` tasks
+    over ``frameworks`` frameworks (RUNNING unless ``running`` is false), fed the messages
+    an actual cluster sends - for views and benchmarks at scale."""
+    from actors.core import sent
+    from actors.master.core import MasterCore
+    from actors.protocol import messages as M
+    from actors.protocol.messages import Source, TaskState
+    from actors.protocol.resources import Resources
+
+    c = MasterCore({"master_id": "m", "allocator": "allocator"}, _Names())
+    c.start(0.0)
+    c.take()
+    per_agent = -(-tasks // agents)
+    agent_ids = []
+    for i in range(agents):
+        info = M.AgentInfo(f"host-{i}", Resources({"cpus": 32, "mem": 131072, "disk": 1_000_000}),
+                           (("rack", f"r{i % 40}"),))
+        (reply,) = sent(c.handle(M.RegisterAgent(info, "0.1.0", f"inc-{i}"), f"agent-{i}", 1.0), M.AgentRegistered)
+        agent_ids.append(reply.agent_id)
+    fids = []
+    for j in range(frameworks):
+        fi = M.FrameworkInfo(f"fw-{j}", user="nobody", roles=(f"team{j % 4}",))
+        (reply,) = sent(c.handle(M.Subscribe(fi), f"sched-{j}", 2.0), M.Subscribed)
+        fids.append((reply.framework_id, f"sched-{j}", f"team{j % 4}"))
+    launched = 0
+    shape = Resources({"cpus": 0.5, "mem": 512})   # one object, as the codec shares equal values
+    for i, agent_id in enumerate(agent_ids):
+        n = min(per_agent, tasks - launched)
+        if n <= 0:
+            break
+        fid, sched, role = fids[i % frameworks]
+        res = Resources({"cpus": 32, "mem": 131072, "disk": 1_000_000}, role=role)
+        out = c.handle(M.AllocOffers((M.Allocation(fid, role, agent_id, res),)), "allocator", 3.0)
+        (offers,) = sent(out, M.Offers)
+        offer = offers.offers[0]
+        infos = tuple(M.TaskInfo(f"t{launched + k}", f"task-{launched + k}", "",
+                                 shape, M.CommandInfo("sleep 1000"),
+                                 labels=(("app", "bench"),))
+                      for k in range(n))
+        c.handle(M.Accept(fid, (offer.offer_id,), (M.Launch(infos),)), sched, 4.0)
+        if running:
+            for t in infos:
+                s = M.TaskStatus(t.task_id, TaskState.TASK_RUNNING, Source.SOURCE_EXECUTOR, None, "", agent_id,
+                                 t.task_id, 5.0, f"u-{t.task_id}")
+                c.handle(M.StatusUpdate(fid, s), f"agent-{i}", 5.0)
+        launched += n
+    c.take()
+    return c
+
+
+def bench_views(agents: int = 30_000, tasks: int = 250_000, frameworks: int = 10, repeat: int = 3,
+                rate: float = 2_000.0, seconds: float = 10.0) -> dict[str, Any]:
+    """What the master's views cost at scale, and what polling /state does to the master.
+
+    A master core with ``agents`` agents and ``tasks`` running tasks (fed the messages a
+    cluster sends); each view rendered ``repeat`` times (the first: nothing kept yet) and
+    encoded as the master sends it (JSON, gzip).  Then ``seconds`` of status updates
+    arriving at ``rate`` per second, handled in order, while a client polls ``/state``
+    every second through the HTTP door's reuse window (max(1 s, 5 x render time)): each
+    update's wait from its arrival to its handling, with polling and without."""
+    from actors.master import views
+
+    old = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(200_000, 20, 100)   # as the master's process (impresario.realhost.system)
+    try:
+        t0 = time.perf_counter()
+        c = busy_master(agents, tasks, frameworks)
+        out: dict[str, Any] = {"cluster": {"agents": agents, "tasks": tasks,
+                                           "build_s": round(time.perf_counter() - t0, 2)}}
+        for name in ("state", "state-summary", "metrics", "roles", "tasks", "frameworks", "slaves"):
+            renders, encodes, size = [], [], 0
+            for _ in range(repeat):
+                a = time.perf_counter()
+                value = views.render(c, 100.0, {"endpoint": name})
+                b = time.perf_counter()
+                body = views.encode(value)
+                renders.append(b - a)
+                encodes.append(time.perf_counter() - b)
+                size = len(body)
+            out[name] = {"first_ms": round((renders[0] + encodes[0]) * 1000, 1),
+                         "render_ms": round(min(renders[1:] or renders) * 1000, 1),
+                         "encode_ms": round(min(encodes[1:] or encodes) * 1000, 1),
+                         "gzip_bytes": size}
+        out["polling"] = {k: _updates_while_polling(c, rate, seconds, poll) for k, poll in
+                          (("without", False), ("with", True))}
+        return out
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*old)
+
+
+def _updates_while_polling(c: Any, rate: float, seconds: float, poll: bool) -> dict[str, Any]:
+    """Status updates (RUNNING again, as a status that changes nothing the views keep)
+    arriving every 1/rate s of wall time, handled one after the other; a /state render
+    and encoding in between where a poll is due."""
+    from actors.master import views
+    from actors.protocol.messages import Source, TaskState
+
+    running = [(f.id, t) for f in c.frameworks.values() for t in f.tasks.values()]
+    waits: list[float] = []
+    renders = 0
+    start = time.perf_counter()
+    next_poll = start
+    window = 1.0
+    i = 0
+    while True:
+        now = time.perf_counter()
+        if now - start >= seconds:
+            break
+        if poll and now >= next_poll:
+            a = time.perf_counter()
+            views.encode(views.render(c, now, {"endpoint": "state"}))
+            took = time.perf_counter() - a
+            renders += 1
+            window = max(1.0, 5 * took)
+            next_poll = time.perf_counter() + window
+        due = start + i / rate
+        if due > time.perf_counter():
+            continue
+        fid, t = running[i % len(running)]
+        s = M.TaskStatus(t.task_id, TaskState.TASK_RUNNING, Source.SOURCE_EXECUTOR, None, "", t.agent_id,
+                         t.task_id, now, f"p{i}")
+        c.handle(M.StatusUpdate(fid, s), "agent-0", now)
+        c.take()
+        waits.append(time.perf_counter() - due)
+        i += 1
+    waits.sort()
+    return {"updates": len(waits), "renders": renders, "poll_every_s": round(window, 2),
+            "wait_p50_ms": round(waits[len(waits) // 2] * 1000, 2),
+            "wait_p99_ms": round(waits[int(len(waits) * 0.99)] * 1000, 2),
+            "wait_max_ms": round(waits[-1] * 1000, 2)}

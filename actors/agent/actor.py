@@ -16,9 +16,10 @@ from typing import Any
 
 from thespian.actors import ActorAddress
 
-from actors.agent import executors, registration
+from actors.agent import executors, registration, views
 from actors.agent.core import AgentCore
 from actors.base import CoreActor
+from actors.protocol import messages as M
 
 
 class Agent(CoreActor):
@@ -37,6 +38,7 @@ class Agent(CoreActor):
                               own_principal=auth.principal if auth is not None else None,
                               port_paths=self.port_paths, log=self.log, stats=self.stats, drops=self.drops)
         self.core.authenticates = self.authenticates
+        self.core.flags.setdefault("pid", self.address_text(self.myAddress))
 
     def started(self) -> None:
         assert self.core is not None
@@ -49,4 +51,6 @@ class Agent(CoreActor):
     def query(self, what: str, args: dict[str, Any]) -> Any:
         if what == "state" and self.configured and self.core is not None:
             return self.core.state()
+        if what == "view" and self.configured and self.core is not None:
+            return M.ViewReply(what, views.encode(views.render(self.core, self.now(), args)))
         return super().query(what, args)

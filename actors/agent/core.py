@@ -54,6 +54,7 @@ class ExecRec:
     default: bool = False     # the default executor (task groups)
     groups: dict[str, int] = field(default_factory=dict)   # task -> its launch group
     gpus: tuple[M.AssignedGpu, ...] = ()
+    statistics: dict[str, M.ResourceStatistics] = field(default_factory=dict)   # task -> its latest usage
 
 
 class AgentCore(Core):
@@ -99,10 +100,14 @@ class AgentCore(Core):
         self.restored = False
         self.ctag = ""
         self.acl: ACL | None = None
+        self.ended: Counter[TaskState] = Counter()   # terminal states reached here since start
+        self.started_at = 0.0
+        self.executors_terminated = 0
         self._configure(settings, discovery, port_paths)
 
     def _configure(self, settings: dict[str, Any], discovery: Callable[[], Any] | None,
                    port_paths: tuple[tuple[str, str], ...]) -> None:
+        self.flags = dict(settings)   # as given (shown by /flags, secrets left out)
         self.masters = MasterList(candidates_from(settings, self.address_of))
         self.ping_timeouts = setting(settings, "master_ping_timeouts", int, 6)
         self.work_dir = setting(settings, "work_dir", str, "/tmp/impresario")
@@ -130,7 +135,8 @@ class AgentCore(Core):
         self.gpus = self._gpu_pool(resources, discovered)
         hostname = setting(settings, "hostname", str, discovered.hostname if discovered else "localhost")
         attributes = tuple(sorted((str(k), str(v)) for k, v in setting(settings, "attributes", dict, {}).items()))
-        self.info = M.AgentInfo(hostname, resources, attributes)
+        self.info = M.AgentInfo(hostname, resources, attributes,
+                                http_address=setting(settings, "http_address", str, ""))
         ex_ports = setting(settings, "executor_ports", list, [])
         try:
             executor_ports = tuple((str(a), str(b)) for a, b in ex_ports)

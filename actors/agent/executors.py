@@ -88,6 +88,7 @@ def update(agent: AgentCore, m: M.ExecUpdate, sender: Any) -> None:
     rec.seen.add(status.uuid)
     rec.states[tid] = status.state
     if status.state.terminal:
+        agent.ended[status.state] += 1
         agent.gpus.give_back(rec.framework_id, tid)
         agent.usage_pending.pop((rec.framework_id, tid), None)
         recovery.save_executor(agent, rec)
@@ -113,6 +114,7 @@ def usage(agent: AgentCore, m: M.ExecUsage, sender: Any) -> None:
         if u.task_id in rec.tasks and u.framework_id == rec.framework_id \
                 and not rec.states[u.task_id].terminal:
             agent.usage_pending[(u.framework_id, u.task_id)] = u
+            rec.statistics[u.task_id] = u.statistics
     if agent.usage_pending and not agent.timer_pending("usage"):
         agent.set_timer("usage", agent.usage_interval)
 
@@ -131,6 +133,8 @@ def timer_usage(agent: AgentCore) -> None:
 
 
 def fail_task(agent: AgentCore, rec: ExecRec, tid: str, reason: Reason, message: str) -> None:
+    if not rec.states[tid].terminal:
+        agent.ended[TS.TASK_FAILED] += 1
     rec.states[tid] = TS.TASK_FAILED
     agent.gpus.give_back(rec.framework_id, tid)
     streams.agent_update(agent, rec.framework_id, M.TaskStatus(
@@ -173,6 +177,7 @@ def exited(agent: AgentCore, child: Any) -> None:
     if key is None:
         return
     rec = agent.executors.pop(key)
+    agent.executors_terminated += 1
     if agent.checkpoint is not None:
         agent.checkpoint.delete(f"ex/{key[0]}/{key[1]}")
     for tid in rec.tasks:

@@ -26,6 +26,7 @@ VERSION = "0.1.0"
 
 def start(agent: AgentCore) -> None:
     """The agent starts: restored from its checkpoint where there is one, it registers."""
+    agent.started_at = agent.now
     # A fresh value at every start: a master that sees a new one at a known address
     # knows the agent restarted.
     # The clock makes it differ between starts (the random stream is seeded by name).
@@ -42,7 +43,7 @@ def register(agent: AgentCore) -> None:
     assert master is not None
     if agent.agent_id:
         info = M.AgentInfo(agent.info.hostname, agent.info.resources, agent.info.attributes,
-                           agent.agent_id, agent.info.capabilities)
+                           agent.agent_id, agent.info.capabilities, agent.info.http_address)
         agent.send(master, M.ReregisterAgent(info, tuple(agent.frameworks.values()), executor_infos(agent),
                                              agent_tasks(agent), VERSION, agent.incarnation))
     else:

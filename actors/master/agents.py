@@ -102,6 +102,11 @@ def reregister(master: MasterCore, m: M.ReregisterAgent, sender: Any) -> None:
             master.agent_by_addr[addr_text] = agent_id
             master.save_agent(rec)
         rec.missed_pings, rec.pong_pending = 0, False
+        if info.http_address != rec.info.http_address:   # restarted with another HTTP port
+            old = rec.info
+            rec.info = M.AgentInfo(old.hostname, old.resources, old.attributes, old.id, old.capabilities,
+                                   info.http_address)
+            master.save_agent(rec)
         if m.incarnation and m.incarnation != rec.incarnation:
             # The agent restarted and recovered: what it does not report did not survive.
             rec.incarnation = m.incarnation

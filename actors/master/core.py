@@ -417,7 +417,8 @@ def serial(ident: str, prefix: str) -> int:
 
 
 def agent_with_id(info: M.AgentInfo, agent_id: str) -> M.AgentInfo:
-    return M.AgentInfo(info.hostname, info.resources, info.attributes, agent_id, info.capabilities)
+    return M.AgentInfo(info.hostname, info.resources, info.attributes, agent_id, info.capabilities,
+                       info.http_address)
 
 
 def replace_state(s: M.TaskStatus, state: TaskState) -> M.TaskStatus:

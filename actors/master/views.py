@@ -185,7 +185,7 @@ def agent(master: MasterCore, a: AgentRec) -> dict[str, Any]:
     info = a.info
     out = {
         "id": a.id, "pid": a.addr_text, "hostname": info.hostname,
-        "http_address": getattr(info, "http_address", "") or "",
+        "http_address": info.http_address,
         "registered_time": a.registered_at, "active": a.reachable,
         "resources": resources(a.total), "used_resources": resources(a.allocated),
         "offered_resources": resources(a.offered), "unreserved_resources": resources(a.total),
@@ -379,8 +379,13 @@ SECRET_SETTINGS = frozenset({"secrets_file", "secrets"})
 
 def flags(master: MasterCore) -> dict[str, Any]:
     """Mesos' ``/flags``: the master's settings, secrets left out, values as text."""
+    return flags_of(master.flags)
+
+
+def flags_of(settings: dict[str, Any]) -> dict[str, str]:
+    """Settings as Mesos shows flags: secrets left out, values as text."""
     return {k: v if isinstance(v, str) else _flag_text(v)
-            for k, v in sorted(master.flags.items()) if k not in SECRET_SETTINGS}
+            for k, v in sorted(settings.items()) if k not in SECRET_SETTINGS}
 
 
 def _flag_text(v: Any) -> str:

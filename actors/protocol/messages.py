@@ -235,6 +235,7 @@ class AgentInfo:
     attributes: Labels = ()
     id: OptId = ""
     capabilities: tuple[str, ...] = ("MULTI_ROLE", "HIERARCHICAL_ROLE")
+    http_address: str = ""     #: where its HTTP endpoints are (``http://host:port``), if it has them
 
 
 @value

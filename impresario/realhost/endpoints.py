@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from actors.master.views import merge
+from actors.security.acl import ACCESS_SANDBOXES, VIEW_AGENTS
 
 from .files import Files
 from .http import Door, HttpAuth, HttpError, Readers, Request, Response, Stream, json_response
@@ -31,8 +32,10 @@ MASTER_VIEWS = {
 QUERY_TIMEOUT = 30.0
 
 
-def master_routes(readers: Readers, master: Any, allocator: Any, files: Files) -> dict[str, Callable[[Request], Any]]:
-    """The master's routes: views, metrics (JSON and Prometheus), files, health, redirect."""
+def master_routes(readers: Readers, master: Any, allocator: Any, files: Files,
+                  leader_url: Callable[[], str] | None = None) -> dict[str, Callable[[Request], Any]]:
+    """The master's routes: views, metrics (JSON and Prometheus), files, health, redirect
+    (``leader_url``: where the leading master's HTTP endpoints are)."""
 
     def failed(e: KernelError) -> HttpError:
         text = str(e)
@@ -86,7 +89,13 @@ def master_routes(readers: Readers, master: Any, allocator: Any, files: Files) -
         readers.read(("health",), lambda c: view_of(c, "health", {}, None))
         return Response(b"", content_type="text/plain")
 
-    routes: dict[str, Callable[[Request], Any]] = {}
+    def redirect(r: Request) -> Response:
+        _only(r, "GET", "HEAD")
+        if leader_url is None:
+            raise HttpError(503, "no leading master is known")
+        return Response(b"", status=307, content_type="text/plain", headers={"Location": leader_url()})
+
+    routes: dict[str, Callable[[Request], Any]] = {"/redirect": redirect, "/master/redirect": redirect}
     for path, endpoint in MASTER_VIEWS.items():
         routes[path] = routes["/master" + path] = view(endpoint)
     routes.update({"/metrics/snapshot": metrics_snapshot, "/metrics": prometheus, "/health": health,
@@ -206,14 +215,117 @@ def http_auth(auth: Any) -> HttpAuth:
 
 
 def serve_master(door: Door, system: Any, master: Any, allocator: Any, auth: Any, principal: str,
-                 log_path: str | None, open_door: bool = False) -> Door:
+                 log_path: str | None) -> Door:
     """Serve the master's endpoints at ``door`` (bound already).  With the cluster's
-    secrets every request authenticates, unless ``open_door``."""
+    secrets (``auth``) every request authenticates."""
     files = Files()
     if log_path:
         files.attach("/master/log", log_path)
     readers = reader_pool(system, auth, principal)
-    door.routes.update(master_routes(readers, master, allocator, files))
-    door.auth = None if auth is None or open_door else http_auth(auth)
+    door.routes.update(master_routes(readers, master, allocator, files, lambda: door.url))
+    door.auth = None if auth is None else http_auth(auth)
+    door.on_stop.append(readers.close)
+    return door.start()
+
+
+#: Path -> the agent's view (as :data:`actors.agent.views.ENDPOINTS` names it).
+AGENT_VIEWS = {
+    "/state": "state", "/state.json": "state", "/slave(1)/state": "state", "/slave(1)/state.json": "state",
+    "/flags": "flags", "/slave(1)/flags": "flags", "/containers": "containers",
+    "/monitor/statistics": "statistics", "/monitor/statistics.json": "statistics",
+}
+
+
+def agent_routes(readers: Readers, agent: Any, files: Files,
+                 sandbox_user: Callable[[str], str | None] | None = None,
+                 acl: Any = None) -> dict[str, Callable[[Request], Any]]:
+    """An agent's routes: views, metrics, health and its sandboxes and log under /files
+    (``access_sandboxes`` checked for the user of the sandbox's framework where ``acl``)."""
+
+    def view_of(c: Client, endpoint: str) -> bytes:
+        try:
+            return c.view(agent, QUERY_TIMEOUT, endpoint=endpoint)
+        except KernelError as e:
+            raise HttpError(503, f"the agent did not answer: {e}") from None
+
+    def view(endpoint: str) -> Callable[[Request], Response]:
+        def handler(r: Request) -> Response:
+            _only(r, "GET", "HEAD")
+            if acl is not None and not acl.check(VIEW_AGENTS, r.principal):
+                raise HttpError(403, f"principal {r.principal!r} may not view agents")
+            return gzipped(r, readers.read((endpoint,), lambda c: view_of(c, endpoint)))
+        return handler
+
+    def snapshot() -> dict[str, Any]:
+        return json.loads(gzip.decompress(readers.read(("metrics",), lambda c: view_of(c, "metrics"))))
+
+    def metrics_snapshot(r: Request) -> Response:
+        _only(r, "GET", "HEAD")
+        return json_response(snapshot())
+
+    def prometheus(r: Request) -> Response:
+        from impresario.prometheus import exposition
+
+        _only(r, "GET", "HEAD")
+        body, content_type = exposition(snapshot())
+        return Response(body, content_type=content_type)
+
+    def health(r: Request) -> Response:
+        _only(r, "GET", "HEAD")
+        readers.read(("health",), lambda c: view_of(c, "health"))
+        return Response(b"", content_type="text/plain")
+
+    def allowed(r: Request, real: str) -> None:
+        if acl is None or sandbox_user is None:
+            return
+        user = sandbox_user(real)
+        if user is None:
+            return   # the agent's own log
+        decision = acl.check(ACCESS_SANDBOXES, r.principal, user)
+        if not decision:
+            raise HttpError(403, decision.reason)
+
+    routes: dict[str, Callable[[Request], Any]] = {p: view(e) for p, e in AGENT_VIEWS.items()}
+    routes.update({"/metrics/snapshot": metrics_snapshot, "/metrics": prometheus, "/health": health,
+                   "/slave(1)/health": health})
+    routes.update(file_routes(files, allowed))
+    return routes
+
+
+def sandbox_user_finder(readers: Readers, agent: Any) -> Callable[[str], str | None]:
+    """The user of the framework whose sandbox holds a path (from the agent's state), or
+    None for a path in no sandbox."""
+
+    def user_of(real: str) -> str | None:
+        parts = real.split("/")
+        if "frameworks" not in parts:
+            return None
+        i = parts.index("frameworks")
+        if i + 1 >= len(parts):
+            return ""
+        fid = parts[i + 1]
+        state = json.loads(gzip.decompress(readers.read(("state",), lambda c: c.view(agent, QUERY_TIMEOUT,
+                                                                                     endpoint="state"))))
+        for f in state.get("frameworks", []):
+            if f.get("id") == fid:
+                return str(f.get("user") or "")
+        return ""
+
+    return user_of
+
+
+def serve_agent(door: Door, system: Any, agent: Any, auth: Any, principal: str, work_dir: str,
+                log_path: str | None, acl: Any = None) -> Door:
+    """Serve an agent's endpoints at ``door`` (bound already): its views, and its sandboxes
+    (under their real paths, as its ``/state`` names them) and log under ``/files``."""
+    files = Files()
+    for sub in ("slaves", "frameworks"):
+        root = os.path.realpath(os.path.join(work_dir, sub))
+        files.attach(root, root)
+    if log_path:
+        files.attach("/slave/log", log_path)
+    readers = reader_pool(system, auth, principal)
+    door.routes.update(agent_routes(readers, agent, files, sandbox_user_finder(readers, agent), acl))
+    door.auth = None if auth is None else http_auth(auth)
     door.on_stop.append(readers.close)
     return door.start()

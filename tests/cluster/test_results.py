@@ -346,3 +346,26 @@ def test_cli_sweep_table_in_the_file_and_single_values(tmp_path, capsys, monkeyp
     assert cli.main(["sim", str(p), "--out", str(tmp_path / "one"), "--sweep", "cluster.agents=3",
                      "--no-plots"]) == 0
     assert json.loads((tmp_path / "one" / "summary.json").read_text())["agents"] == 3
+
+
+# --------------------------------------------------------------------------- state.json, metrics.json
+
+
+def test_the_simulated_master_writes_its_state_and_metrics_in_the_real_masters_shapes(done_run, cut_run):
+    from tests.schemas import check_metrics, check_state
+
+    for run in (done_run, cut_run):
+        with open(run.files["state"]) as fh:
+            state = json.load(fh)
+        with open(run.files["metrics"]) as fh:
+            metrics = json.load(fh)
+        check_state(state)
+        check_metrics(metrics)
+        summary = run.summary
+        assert metrics["master/tasks_finished"] == summary["tasks_finished"]
+        assert metrics["master/tasks_running"] == sum(
+            1 for f in state["frameworks"] for t in f["tasks"] if t["state"] == "TASK_RUNNING")
+        assert metrics["master/slaves_active"] == state["activated_slaves"] == len(state["slaves"])
+    assert cut_run.summary["tasks_running"] > 0
+    with open(cut_run.files["metrics"]) as fh:
+        assert json.load(fh)["master/tasks_running"] == cut_run.summary["tasks_running"]

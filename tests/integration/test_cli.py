@@ -110,12 +110,12 @@ def _wait_line(proc, words, timeout=60):
 def test_master_agent_state_and_execute_as_separate_processes(run_cli, tmp_path):
     port = _free_port()
     cmd = impresario_cmd()
-    master = subprocess.Popen([*cmd, "master", "--port", str(port), "--work-dir", str(tmp_path / "m")],
+    master = subprocess.Popen([*cmd, "master", "--port", str(port), "--http-port", "0", "--work-dir", str(tmp_path / "m")],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     agent = None
     try:
         _wait_line(master, "impresario master")
-        agent = subprocess.Popen([*cmd, "agent", "--master", f"127.0.0.1:{port}", "--port", str(_free_port()),
+        agent = subprocess.Popen([*cmd, "agent", "--master", f"127.0.0.1:{port}", "--port", str(_free_port()), "--http-port", "0",
                                   "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024"],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         _wait_line(agent, "registered with")
@@ -145,13 +145,13 @@ def test_a_master_with_secrets_authenticates_agents_frameworks_and_operators(run
     generate_secrets(secrets)
     port = _free_port()
     cmd = impresario_cmd()
-    master = subprocess.Popen([*cmd, "master", "--port", str(port), "--work-dir", str(tmp_path / "m"),
+    master = subprocess.Popen([*cmd, "master", "--port", str(port), "--http-port", "0", "--work-dir", str(tmp_path / "m"),
                                "--secrets", secrets],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     agent = None
     try:
         assert "signed as 'master'" in _wait_line(master, "impresario master: messages")
-        agent = subprocess.Popen([*cmd, "agent", "--master", f"127.0.0.1:{port}", "--port", str(_free_port()),
+        agent = subprocess.Popen([*cmd, "agent", "--master", f"127.0.0.1:{port}", "--port", str(_free_port()), "--http-port", "0",
                                   "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
                                   "--secrets", secrets],
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -357,7 +357,7 @@ def test_impresario_agent_killed_and_started_again_recovers_its_tasks(run_cli, t
     port, agent_port = _free_port(), _free_port()
     master_at = f"127.0.0.1:{port}"
     agent_dir = tmp_path / "a"
-    agent_args = [*cmd, "agent", "--master", master_at, "--port", str(agent_port), "--work-dir", str(agent_dir),
+    agent_args = [*cmd, "agent", "--master", master_at, "--port", str(agent_port), "--http-port", "0", "--work-dir", str(agent_dir),
                   "--resources", "cpus:2;mem:1024;disk:1024", "--cgroups-root", cgroups_root]
     procs = []
 
@@ -375,7 +375,7 @@ def test_impresario_agent_killed_and_started_again_recovers_its_tasks(run_cli, t
         return json.loads(out)
 
     try:
-        _, master_out = start([*cmd, "master", "--port", str(port), "--work-dir", str(tmp_path / "m")], "master")
+        _, master_out = start([*cmd, "master", "--port", str(port), "--http-port", "0", "--work-dir", str(tmp_path / "m")], "master")
         saw(master_out, "impresario master")
         assert "registry " + str(tmp_path / "m" / "registry") in master_out.read_text()
         agent, agent_out = start(agent_args, "agent1")
@@ -499,10 +499,10 @@ def test_impresario_master_killed_and_started_again_finds_its_agent_framework_an
                                                                                         tmp_path):
     port, agent_port = cli.port(), cli.port()
     at = f"127.0.0.1:{port}"
-    master_args = ["master", "--port", str(port), "--work-dir", str(tmp_path / "m"), "--heartbeat-interval", "2"]
+    master_args = ["master", "--port", str(port), "--http-port", "0", "--work-dir", str(tmp_path / "m"), "--heartbeat-interval", "2"]
     master, out = cli.start("master1", *master_args)
     cli.saw(out, "impresario master")
-    _, agent_out = cli.start("agent", "agent", "--master", at, "--port", str(agent_port), "--work-dir",
+    _, agent_out = cli.start("agent", "agent", "--master", at, "--port", str(agent_port), "--http-port", "0", "--work-dir",
                              str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
                              "--cgroups-root", cgroups_root)
     cli.saw(agent_out, "registered with")
@@ -529,12 +529,12 @@ def test_an_agent_and_a_framework_fall_back_on_the_next_master_of_their_list(cgr
     p1, p2, agent_port = cli.port(), cli.port(), cli.port()
     m1, m2 = f"127.0.0.1:{p1}", f"127.0.0.1:{p2}"
     fast = ["--agent-ping-timeout", "1", "--heartbeat-interval", "1"]
-    master1, out1 = cli.start("master1", "master", "--port", str(p1), "--work-dir", str(tmp_path / "m1"), *fast)
-    standby = ["master", "--port", str(p2), "--work-dir", str(tmp_path / "m2"), *fast]
+    master1, out1 = cli.start("master1", "master", "--port", str(p1), "--http-port", "0", "--work-dir", str(tmp_path / "m1"), *fast)
+    standby = ["master", "--port", str(p2), "--http-port", "0", "--work-dir", str(tmp_path / "m2"), *fast]
     cli.saw(out1, "impresario master")
     if standby_at_start:
         cli.saw(cli.start("master2", *standby)[1], "impresario master")
-    _, agent_out = cli.start("agent", "agent", "--master", f"{m1},{m2}", "--port", str(agent_port),
+    _, agent_out = cli.start("agent", "agent", "--master", f"{m1},{m2}", "--port", str(agent_port), "--http-port", "0",
                              "--work-dir", str(tmp_path / "a"), "--resources", "cpus:2;mem:1024;disk:1024",
                              "--cgroups-root", cgroups_root)
     cli.saw(agent_out, "registered with")

@@ -194,7 +194,7 @@ def test_every_socket_of_a_local_cluster_listens_on_loopback_only(cluster):
 
 def test_impresario_master_listens_where_told_and_says_so(tmp_path):
     port = _free_port()
-    proc = subprocess.Popen([*impresario_cmd(), "master", "--port", str(port), "--work-dir", str(tmp_path)],
+    proc = subprocess.Popen([*impresario_cmd(), "master", "--port", str(port), "--http-port", "0", "--work-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = _wait_line(proc, "impresario master", timeout=PATIENCE)
