@@ -23,6 +23,7 @@ import msgpack
 import simpy
 
 from actors.base import KernelActor, handles
+from actors.ports import Addresses
 from actors.protocol import messages as M
 from actors.protocol.codec import encode
 from actors.protocol.resources import Resources
@@ -365,7 +366,7 @@ def bench_scenario(scenario: str, overrides: dict[str, Any] | None = None,
 # --------------------------------------------------------------------------- operator views at scale
 
 
-class _Names:
+class _Names(Addresses):
     """Addresses that are their own text (a core fed messages by hand names its peers so)."""
 
     def format(self, addr: Any) -> str:
