@@ -585,7 +585,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
         serve_agent(door, system, agent, auth, args.principal, args.work_dir, log_path,
                     ACL.parse(acls) if acls is not None else None)
-        client.configure(agent, "agent", args.hostname or socket.gethostname(), settings,
+        # Named by host and port, as Mesos names agents: two agents of one host must differ
+        # (the name is also where their signed messages say they come from).
+        client.configure(agent, "agent", f"{args.hostname or socket.gethostname()}:{args.port}", settings,
                          (RECOVERING_AGENT_PORTS if args.checkpoint else AGENT_PORTS) + auth_ports)
         from .cluster import wait_for
         state = wait_for(lambda: (lambda s: s if s["registered"] or s["refused"] else None)(
@@ -826,6 +828,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print(f"impresario bench scenario: {e}", file=sys.stderr)
             return EXIT_USAGE
         print(json.dumps(bench_scenario(path, overrides)), flush=True)
+    elif args.what == "views":
+        from sim.bench import bench_views
+
+        print(json.dumps(bench_views(args.agents, args.tasks, repeat=args.repeat)), flush=True)
     elif args.what == "host":
         for message in args.message or ["status", "offers"]:
             print(json.dumps(bench_host(args.messages, args.repeat, message)), flush=True)
@@ -1024,7 +1030,7 @@ def parser() -> argparse.ArgumentParser:
                        description="host: the SimPy host's cost per delivered message (codec, heap, digest, "
                                    "dispatch) against bare SimPy callback delivery plus msgpack of the same "
                                    "message, measured in the same run.")
-    q.add_argument("what", choices=["host", "allocator", "scenario"])
+    q.add_argument("what", choices=["host", "allocator", "scenario", "views"])
     q.add_argument("scenario", nargs="?", help="scenario: the scenario to run end to end (a file or a name)")
     q.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="scenario: override a field, as the Python API does (repeatable)")
@@ -1032,7 +1038,8 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--repeat", type=int, default=5, help="measured runs or cycles (the median is reported)")
     q.add_argument("--message", action="append", choices=["status", "offers"],
                    help="host: which message (repeatable; default: both)")
-    q.add_argument("--agents", type=int, default=30_000, help="allocator: agents (default 30000)")
+    q.add_argument("--agents", type=int, default=30_000, help="allocator, views: agents (default 30000)")
+    q.add_argument("--tasks", type=int, default=250_000, help="views: running tasks (default 250000)")
     q.add_argument("--frameworks", type=int, default=2_000, help="allocator: frameworks (default 2000)")
     q.add_argument("--roles", type=int, default=200, help="allocator: roles (default 200)")
     q.add_argument("--allocator", default="drf", help="allocator: the policy (drf, random, or a dotted path)")

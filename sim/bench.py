@@ -470,42 +470,56 @@ def bench_views(agents: int = 30_000, tasks: int = 250_000, frameworks: int = 10
 
 
 def _updates_while_polling(c: Any, rate: float, seconds: float, poll: bool) -> dict[str, Any]:
-    """Status updates (RUNNING again, as a status that changes nothing the views keep)
-    arriving every 1/rate s of wall time, handled one after the other; a /state render
-    and encoding in between where a poll is due."""
+    """Status updates (RUNNING again: a status that changes nothing the views keep)
+    arriving every 1/rate s of wall time, handled in order; where a poll of /state is due,
+    its pages (as the HTTP door asks for them: :func:`impresario.realhost.endpoints.in_parts`)
+    rendered one at a time, the updates that came meanwhile handled between two pages."""
     from actors.master import views
     from actors.protocol.messages import Source, TaskState
 
     running = [(f.id, t) for f in c.frameworks.values() for t in f.tasks.values()]
     waits: list[float] = []
-    renders = 0
+    polls = pages = 0
     start = time.perf_counter()
     next_poll = start
     window = 1.0
+    todo: list[dict[str, Any]] = []
+    poll_started = 0.0
     i = 0
     while True:
         now = time.perf_counter()
         if now - start >= seconds:
             break
-        if poll and now >= next_poll:
-            a = time.perf_counter()
-            views.encode(views.render(c, now, {"endpoint": "state"}))
-            took = time.perf_counter() - a
-            renders += 1
-            window = max(1.0, 5 * took)
-            next_poll = time.perf_counter() + window
         due = start + i / rate
-        if due > time.perf_counter():
+        if due <= now:
+            fid, t = running[i % len(running)]
+            s = M.TaskStatus(t.task_id, TaskState.TASK_RUNNING, Source.SOURCE_EXECUTOR, None, "", t.agent_id,
+                             t.task_id, now, f"p{i}")
+            c.handle(M.StatusUpdate(fid, s), "agent-0", now)
+            c.take()
+            waits.append(time.perf_counter() - due)
+            i += 1
             continue
-        fid, t = running[i % len(running)]
-        s = M.TaskStatus(t.task_id, TaskState.TASK_RUNNING, Source.SOURCE_EXECUTOR, None, "", t.agent_id,
-                         t.task_id, now, f"p{i}")
-        c.handle(M.StatusUpdate(fid, s), "agent-0", now)
-        c.take()
-        waits.append(time.perf_counter() - due)
-        i += 1
+        if todo:   # one page of the poll in progress
+            params = todo.pop(0)
+            value = views.render(c, now, {"endpoint": "state", "params": params})
+            views.encode(value)
+            pages += 1
+            if params == {"part": "head"}:
+                for which, n in [("slaves", value["_parts"]["slaves"])] + [
+                        (f"{f['id']}/{k}", m) for f in value["frameworks"] + value["completed_frameworks"]
+                        for k, m in f["_parts"].items()]:
+                    todo.extend({"part": which, "offset": str(o)} for o in range(0, n, views.PAGE))
+            if not todo:
+                window = max(1.0, 5 * (time.perf_counter() - poll_started))
+                next_poll = time.perf_counter() + window
+            continue
+        if poll and now >= next_poll:
+            polls += 1
+            poll_started = now
+            todo = [{"part": "head"}]
     waits.sort()
-    return {"updates": len(waits), "renders": renders, "poll_every_s": round(window, 2),
+    return {"updates": len(waits), "polls": polls, "pages": pages, "poll_every_s": round(window, 2),
             "wait_p50_ms": round(waits[len(waits) // 2] * 1000, 2),
             "wait_p99_ms": round(waits[int(len(waits) * 0.99)] * 1000, 2),
             "wait_max_ms": round(waits[-1] * 1000, 2)}

@@ -70,6 +70,7 @@ class AgentRec:
     states: dict[TaskState, int] = field(default_factory=dict)   # its tasks by state (TaskTable)
     frameworks: dict[str, int] = field(default_factory=dict)     # its tasks by framework (TaskTable)
     view: Any = None              # its last rendering (actors.master.views.agent), with what it showed
+    summary: Any = None           # likewise in /state-summary
 
 
 @dataclass(slots=True)
@@ -92,6 +93,7 @@ class FrameworkRec:
     updates_sent: int = 0        # statuses sent since SUBSCRIBED (told in each heartbeat)
     principal: str | None = None  # who subscribed it (authenticated); its calls must come from it
     states: dict[TaskState, int] = field(default_factory=dict)   # active and unreachable tasks by state
+    used: dict[str, int] = field(default_factory=dict)   # their resources while not terminal (millis)
     removed_at: float | None = None   # torn down or failed over for good (completed frameworks)
 
     @property
@@ -106,6 +108,15 @@ class OfferRec:
     agent_id: str
     role: str
     resources: Resources
+
+
+def _add(into: dict[str, int], res: Resources, sign: int) -> None:
+    for k, v in res.scalar_map().items():
+        left = into.get(k, 0) + sign * v
+        if left:
+            into[k] = left
+        else:
+            into.pop(k, None)
 
 
 class TaskTable:
@@ -138,6 +149,8 @@ class TaskTable:
             states = fw.states
             states[old] -= 1
             states[state] = states.get(state, 0) + 1
+            if state.terminal != old.terminal:
+                _add(fw.used, t.resources, -1 if state.terminal else 1)
         agent = t.on_agent
         if agent is not None:
             states = agent.states
@@ -152,10 +165,15 @@ class TaskTable:
             t.counted = fw
             self.active[t.state] = self.active.get(t.state, 0) + 1
             fw.states[t.state] = fw.states.get(t.state, 0) + 1
+            if not t.state.terminal:
+                _add(fw.used, t.resources, 1)
 
     def _uncount(self, t: TaskRec | None) -> None:
         if t is not None and t.counted is not None:
-            t.counted.states[t.state] -= 1
+            fw = t.counted
+            fw.states[t.state] -= 1
+            if not t.state.terminal:
+                _add(fw.used, t.resources, -1)
             t.counted = None
             self.active[t.state] -= 1
 

@@ -144,11 +144,10 @@ def _tasks(fw: FrameworkRec, recs: Iterable[TaskRec], viewer: Viewer) -> list[di
 
 
 def framework(master: MasterCore, fw: FrameworkRec, viewer: Viewer = EVERYONE,
-              with_tasks: bool = True) -> dict[str, Any]:
-    """One framework as Mesos' ``/state`` shows it."""
+              with_tasks: bool = True, parts: bool = False) -> dict[str, Any]:
+    """One framework as Mesos' ``/state`` shows it (``with_tasks`` false: no task lists;
+    ``parts``: empty lists, and in ``_parts`` how long each is, for :func:`part`)."""
     info = fw.info
-    used = Resources.total([t.resources for t in fw.tasks.values() if not t.released]) \
-        if with_tasks else None
     offered = [master.offers[o] for o in sorted(fw.offers) if o in master.offers]
     out: dict[str, Any] = {
         "id": fw.id, "name": info.name, "pid": master.address_text(fw.address) if fw.address is not None else "",
@@ -162,17 +161,36 @@ def framework(master: MasterCore, fw: FrameworkRec, viewer: Viewer = EVERYONE,
         "labels": _labels(info.labels), "suppressed_roles": sorted(fw.suppressed),
         "offered_resources": resources(Resources.total([o.resources for o in offered])),
     }
-    if used is not None:
-        out["used_resources"] = out["resources"] = resources(used)
-        out["tasks"] = _tasks(fw, fw.tasks.values(), viewer)
-        out["unreachable_tasks"] = _tasks(fw, fw.unreachable.values(), viewer)
-        out["completed_tasks"] = _tasks(fw, fw.completed, viewer)
-        out["offers"] = [{"id": o.offer.offer_id, "framework_id": o.framework_id, "slave_id": o.agent_id,
-                          "role": o.role, "resources": resources(o.resources)} for o in offered]
-        out["executors"] = []
-    else:
-        out["TASK_STAGING"] = out["TASK_RUNNING"] = 0
+    if not with_tasks:
+        return out
+    used = {k: from_millis(fw.used.get(k, 0)) for k in SHOWN}
+    used.update((k, from_millis(v)) for k, v in fw.used.items() if k not in used)
+    out["used_resources"] = out["resources"] = used
+    out["offers"] = [{"id": o.offer.offer_id, "framework_id": o.framework_id, "slave_id": o.agent_id,
+                      "role": o.role, "resources": resources(o.resources)} for o in offered]
+    out["executors"] = []
+    if parts:
+        seen = viewer.acl is None or viewer.may(VIEW_TASKS, _user_of(fw))
+        out["tasks"], out["unreachable_tasks"], out["completed_tasks"] = [], [], []
+        out["_parts"] = {name: len(_task_list(fw, name)) if seen else 0 for name in TASK_LISTS}
+        return out
+    out["tasks"] = _tasks(fw, fw.tasks.values(), viewer)
+    out["unreachable_tasks"] = _tasks(fw, fw.unreachable.values(), viewer)
+    out["completed_tasks"] = _tasks(fw, fw.completed, viewer)
     return out
+
+
+TASK_LISTS = ("tasks", "unreachable_tasks", "completed_tasks")
+
+
+def _task_list(fw: FrameworkRec, name: str) -> Any:
+    if name == "tasks":
+        return fw.tasks.values()
+    if name == "unreachable_tasks":
+        return fw.unreachable.values()
+    if name == "completed_tasks":
+        return fw.completed
+    raise ValueError(f"no task list {name!r}")
 
 
 def agent(master: MasterCore, a: AgentRec) -> dict[str, Any]:
@@ -219,25 +237,55 @@ def identity(master: MasterCore, now: float) -> dict[str, Any]:
     }
 
 
-def state(master: MasterCore, now: float, viewer: Viewer = EVERYONE) -> dict[str, Any]:
-    """Mesos' ``/state``."""
+def state(master: MasterCore, now: float, viewer: Viewer = EVERYONE, parts: bool = False) -> dict[str, Any]:
+    """Mesos' ``/state``.  ``parts``: without its long lists (agents, each framework's
+    tasks), which :func:`part` gives a page at a time; ``_parts`` says how long each is."""
     agents = _agents(master, viewer)
     reachable = sum(1 for a in master.agents.values() if a.reachable)
     out = identity(master, now)
+    live = _visible_frameworks(master, sorted(master.frameworks.values(), key=_by_id), viewer)
+    done = _visible_frameworks(master, reversed(master.completed_frameworks), viewer)
     out.update({
         "activated_slaves": reachable, "deactivated_slaves": 0,
         "unreachable_slaves": len(master.agents) - reachable,
-        "slaves": [agent(master, a) for a in agents],
+        "slaves": [] if parts else [agent(master, a) for a in agents],
         "recovered_slaves": sorted(master.recovering) if viewer.acl is None or viewer.may(VIEW_AGENTS) else [],
-        "frameworks": [framework(master, f, viewer)
-                       for f in _visible_frameworks(master, sorted(master.frameworks.values(), key=_by_id), viewer)],
-        "completed_frameworks": [framework(master, f, viewer)
-                                 for f in _visible_frameworks(master, reversed(master.completed_frameworks), viewer)],
+        "frameworks": [framework(master, f, viewer, parts=parts) for f in live],
+        "completed_frameworks": [framework(master, f, viewer, parts=parts) for f in done],
         "orphan_tasks": [], "unregistered_frameworks": [],
         "roles": roles(master, now)["roles"],
         "flags": flags(master),
     })
+    if parts:
+        out["_parts"] = {"slaves": len(agents)}
     return out
+
+
+#: The most agents or tasks one page of a view holds (see :func:`part`).
+PAGE = 5000
+
+
+def part(master: MasterCore, viewer: Viewer, which: str, offset: int, limit: int = PAGE) -> list[dict[str, Any]]:
+    """A page of one of a view's long lists: ``slaves``, or ``FRAMEWORK_ID/LIST`` (``tasks``,
+    ``unreachable_tasks``, ``completed_tasks``; a completed framework's too), from
+    ``offset`` in the master's own order.  Pages are rendered one message at a time, so
+    that the master handles others in between: a view in pages is not a snapshot of one
+    instant (a task that moves between lists meanwhile may show twice or not at all)."""
+    from itertools import islice
+
+    if offset < 0 or not 0 < limit <= PAGE:
+        raise ValueError(f"offset must be at least 0 and limit in 1..{PAGE}")
+    if which == "slaves":
+        if viewer.acl is not None and not viewer.may(VIEW_AGENTS):
+            return []
+        return [agent(master, a) for a in islice(master.agents.values(), offset, offset + limit)]
+    fid, _, name = which.partition("/")
+    fw = master.frameworks.get(fid) or next((f for f in master.completed_frameworks if f.id == fid), None)
+    if fw is None or name not in TASK_LISTS:
+        raise ValueError(f"no such part: {which!r}")
+    if not _visible_frameworks(master, [fw], viewer):
+        return []
+    return _tasks(fw, islice(_task_list(fw, name), offset, offset + limit), viewer)
 
 
 def _by_id(f: FrameworkRec) -> str:
@@ -252,12 +300,19 @@ def state_summary(master: MasterCore, now: float, viewer: Viewer = EVERYONE) -> 
     slaves_of: dict[str, list[str]] = {}
     agents = []
     for a in _agents(master, viewer):
-        entry = dict(agent(master, a))
-        entry.update(zeros)
-        for s, n in a.states.items():
-            if n:
-                entry[s.name] = n
-        entry["framework_ids"] = sorted(a.frameworks)
+        base = agent(master, a)
+        key = (tuple(a.states.items()), tuple(a.frameworks))
+        seen = a.summary
+        if seen is not None and seen[0] is base and seen[1] == key:
+            entry = seen[2]
+        else:
+            entry = dict(base)
+            entry.update(zeros)
+            for s, n in a.states.items():
+                if n:
+                    entry[s.name] = n
+            entry["framework_ids"] = sorted(a.frameworks)
+            a.summary = (base, key, entry)
         for fid in a.frameworks:
             slaves_of.setdefault(fid, []).append(a.id)
         agents.append(entry)
@@ -278,15 +333,17 @@ def state_summary(master: MasterCore, now: float, viewer: Viewer = EVERYONE) -> 
 
 
 def frameworks_view(master: MasterCore, now: float, viewer: Viewer = EVERYONE,
-                    framework_id: str | None = None) -> dict[str, Any]:
-    """Mesos' ``/frameworks`` (``framework_id``: that one only)."""
+                    framework_id: str | None = None, parts: bool = False) -> dict[str, Any]:
+    """Mesos' ``/frameworks`` (``framework_id``: that one only; ``parts``: as :func:`state`)."""
     live = sorted(master.frameworks.values(), key=_by_id)
     done = list(reversed(master.completed_frameworks))
     if framework_id:
         live = [f for f in live if f.id == framework_id]
         done = [f for f in done if f.id == framework_id]
-    return {"frameworks": [framework(master, f, viewer) for f in _visible_frameworks(master, live, viewer)],
-            "completed_frameworks": [framework(master, f, viewer) for f in _visible_frameworks(master, done, viewer)],
+    return {"frameworks": [framework(master, f, viewer, parts=parts)
+                           for f in _visible_frameworks(master, live, viewer)],
+            "completed_frameworks": [framework(master, f, viewer, parts=parts)
+                                     for f in _visible_frameworks(master, done, viewer)],
             "unregistered_frameworks": []}
 
 
@@ -302,24 +359,49 @@ def agents_view(master: MasterCore, now: float, viewer: Viewer = EVERYONE,
 def tasks_view(master: MasterCore, now: float, viewer: Viewer = EVERYONE, limit: int = TASKS_LIMIT,
                offset: int = 0, order: str = "des", framework_id: str | None = None,
                task_id: str | None = None) -> dict[str, Any]:
-    """Mesos' ``/tasks``: active, unreachable and completed tasks, ``order`` ``asc`` or
-    ``des`` by framework then task id, ``offset`` and ``limit`` applied after filtering."""
+    """Mesos' ``/tasks``: tasks of live and completed frameworks, by framework id, then
+    active (in launch order), unreachable, completed (in completion order); ``order``
+    ``asc``, or ``des`` (the reverse: newest first); ``offset`` and ``limit`` applied after
+    the filters.  Only what the page holds is walked."""
+    from itertools import islice
+
     if order not in ("asc", "des"):
         raise ValueError(f"order must be asc or des, not {order!r}")
     if not 0 < limit <= TASKS_MAX_LIMIT or offset < 0:
         raise ValueError(f"limit must be in 1..{TASKS_MAX_LIMIT} and offset at least 0")
-    fws = sorted([*master.frameworks.values(), *master.completed_frameworks], key=_by_id)
+    des = order == "des"
+    fws = sorted([*master.frameworks.values(), *master.completed_frameworks], key=_by_id, reverse=des)
     picked: list[TaskRec] = []
+    skip = offset
     for f in _visible_frameworks(master, fws, viewer):
+        if len(picked) >= limit:
+            break
         if framework_id and f.id != framework_id:
             continue
         if viewer.acl is not None and not viewer.may(VIEW_TASKS, _user_of(f)):
             continue
-        for t in [*f.tasks.values(), *f.unreachable.values(), *f.completed]:
-            if not task_id or t.task_id == task_id:
+        lists: list[Any]
+        if task_id:
+            found = f.tasks.get(task_id) or f.unreachable.get(task_id)
+            if found is None and task_id in f.completed_ids:
+                found = next((t for t in f.completed if t.task_id == task_id), None)
+            lists = [[found] if found is not None else []]
+        else:
+            lists = [f.tasks.values(), f.unreachable.values(), f.completed]
+            if des:
+                lists.reverse()
+        for lst in lists:
+            n = len(lst)
+            if skip >= n:
+                skip -= n
+                continue
+            source = reversed(lst) if des else iter(lst)
+            for t in islice(source, skip, skip + limit - len(picked)):
                 picked.append(t)
-    picked.sort(key=lambda t: (t.framework_id, t.task_id), reverse=order == "des")
-    return {"tasks": [task(t) for t in picked[offset:offset + limit]]}
+            skip = 0
+            if len(picked) >= limit:
+                break
+    return {"tasks": [task(t) for t in picked]}
 
 
 def roles(master: MasterCore, now: float) -> dict[str, Any]:
@@ -485,11 +567,17 @@ def render(master: MasterCore, now: float, args: dict[str, Any], received: int =
     principal = args.get("principal")
     viewer = Viewer(principal if isinstance(principal, str) else None, master.acl)
     if endpoint == "state":
+        which = params.get("part")
+        if which == "head":
+            return state(master, now, viewer, parts=True)
+        if which:
+            return part(master, viewer, str(which), _int(params, "offset", 0), _int(params, "limit", PAGE))
         return state(master, now, viewer)
     if endpoint == "state-summary":
         return state_summary(master, now, viewer)
     if endpoint == "frameworks":
-        return frameworks_view(master, now, viewer, params.get("framework_id") or None)
+        return frameworks_view(master, now, viewer, params.get("framework_id") or None,
+                               parts=params.get("part") == "head")
     if endpoint == "slaves":
         return agents_view(master, now, viewer, params.get("slave_id") or None)
     if endpoint == "tasks":

@@ -12,10 +12,13 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from actors.master.views import merge
+import orjson
+
+from actors.master.views import PAGE, merge
 from actors.security.acl import ACCESS_SANDBOXES, VIEW_AGENTS
 
 from .files import Files
@@ -28,6 +31,8 @@ MASTER_VIEWS = {
     "/slaves": "slaves", "/agents": "slaves", "/tasks": "tasks", "/tasks.json": "tasks", "/roles": "roles",
     "/roles.json": "roles", "/quota": "quota", "/weights": "weights", "/flags": "flags", "/version": "version",
 }
+#: Views whose long lists are fetched a page at a time (:func:`actors.master.views.part`).
+PAGED = frozenset({"state", "frameworks"})
 #: How long one answer may take before the door says 503.
 QUERY_TIMEOUT = 30.0
 
@@ -55,12 +60,20 @@ def master_routes(readers: Readers, master: Any, allocator: Any, files: Files,
         except KernelError as e:
             raise failed(e) from None
 
+    def in_pages(c: Client, endpoint: str, params: dict[str, str], principal: str | None) -> bytes:
+        def one(p: dict[str, str]) -> bytes:
+            return view_of(c, endpoint, p, principal)
+
+        return in_parts(one, params)
+
     def view(endpoint: str) -> Callable[[Request], Response]:
+        fetch = in_pages if endpoint in PAGED else view_of
+
         def handler(r: Request) -> Response:
             _only(r, "GET", "HEAD")
-            params = {k: v for k, v in sorted(r.params.items()) if k != "jsonp"}
+            params = {k: v for k, v in sorted(r.params.items()) if k not in ("jsonp", "part", "offset")}
             key = (endpoint, tuple(params.items()), r.principal)
-            body = readers.read(key, lambda c: view_of(c, endpoint, params, r.principal))
+            body = readers.read(key, lambda c: fetch(c, endpoint, params, r.principal))
             return gzipped(r, body)
         return handler
 
@@ -102,6 +115,26 @@ def master_routes(readers: Readers, master: Any, allocator: Any, files: Files,
                    "/master/health": health})
     routes.update(file_routes(files))
     return routes
+
+
+def in_parts(fetch: Callable[[dict[str, str]], bytes], params: dict[str, str]) -> bytes:
+    """A view with long lists (``/state``, ``/frameworks``) fetched a page per message
+    (``fetch(params)`` answers one message's gzip-compressed JSON), so that the master
+    handles other messages between pages; in one message where it is small (then it is a
+    snapshot of one instant).  The whole, gzip-compressed JSON."""
+    head = orjson.loads(gzip.decompress(fetch({**params, "part": "head"})))
+    sizes = [("slaves", head.get("_parts", {}).get("slaves", 0), head.get("slaves"))]
+    for f in head.get("frameworks", []) + head.get("completed_frameworks", []):
+        for name, n in f.pop("_parts", {}).items():
+            sizes.append((f"{f['id']}/{name}", n, f[name]))
+    if sum(n for _, n, _ in sizes) <= PAGE:
+        return fetch(params)
+    head.pop("_parts", None)
+    for which, n, into in sizes:
+        for offset in range(0, n, PAGE):
+            into.extend(orjson.loads(gzip.decompress(fetch({"part": which, "offset": str(offset)}))))
+    packer = zlib.compressobj(1, zlib.DEFLATED, 31)
+    return packer.compress(orjson.dumps(head)) + packer.flush()
 
 
 def gzipped(r: Request, body: bytes) -> Response:

@@ -216,6 +216,12 @@ class FaultCampaign(RuleBasedStateMachine):
                 assert a.frameworks == by_fw, f"agent {a.id}: {a.frameworks} != {by_fw}"
             for f in master.frameworks.values():
                 assert {s: n for s, n in f.states.items() if n} == master.tasks.recount([f]), f"framework {f.id}"
+                used: dict[str, int] = {}
+                for t in [*f.tasks.values(), *f.unreachable.values()]:
+                    if not t.state.terminal:
+                        for k, v in t.resources.scalar_map().items():
+                            used[k] = used.get(k, 0) + v
+                assert f.used == {k: v for k, v in used.items() if v}, f"framework {f.id}: {f.used} != {used}"
 
     @invariant()
     def updates_arrive_in_order(self) -> None:

@@ -177,3 +177,38 @@ def test_a_task_rendering_is_reused_until_the_task_changes():
     update(c, fid, agent, "t0", TS.TASK_KILLING, 11.0)
     again = views.task(t)
     assert again is not first and again["state"] == "TASK_KILLING"
+
+
+def test_a_large_view_in_pages_is_the_whole_view(monkeypatch):
+    """/state and /frameworks of a large cluster cross in pages (one message each, the
+    master free in between); put together they are what one message would have held."""
+    from impresario.realhost.endpoints import in_parts
+
+    monkeypatch.setattr(views, "PAGE", 7)
+    import impresario.realhost.endpoints as endpoints
+    monkeypatch.setattr(endpoints, "PAGE", 7)
+    c = busy_master(agents=9, tasks=30, frameworks=2)
+    fid, agent = framework_of(c, "t0")
+    update(c, fid, agent, "t0", TS.TASK_FINISHED, 11.0)
+    c.handle(M.Acknowledge(fid, agent, "t0", "u-t0-TASK_FINISHED-0"), "sched-0", 11.0)
+    asked = []
+
+    def fetch(params):
+        asked.append(params)
+        return views.encode(views.render(c, 12.0, {"endpoint": "state", "params": params}))
+
+    whole = json.loads(gzip.decompress(in_parts(fetch, {})))
+    one = views.state(c, 12.0)
+    assert len(asked) > 3 and asked[0] == {"part": "head"}
+    one["slaves"].sort(key=lambda a: a["id"])
+    whole["slaves"].sort(key=lambda a: a["id"])
+    assert whole == one
+    small = busy_master(agents=1, tasks=2, frameworks=1)
+    asked.clear()
+
+    def fetch_small(params):
+        asked.append(params)
+        return views.encode(views.render(small, 12.0, {"endpoint": "state", "params": params}))
+
+    assert json.loads(gzip.decompress(in_parts(fetch_small, {}))) == views.state(small, 12.0)
+    assert asked == [{"part": "head"}, {}]   # small: in one message, a snapshot of one instant
