@@ -400,34 +400,42 @@ def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None,
     return result
 
 
-def views(cluster: SimCluster, now: float) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """``/state`` and ``/metrics/snapshot`` of the simulated master at ``now`` (None, None
-    when no master is configured then)."""
-    from actors.allocator.actor import metrics as allocator_metrics
-    from actors.master import views as master_views
-
-    master = cluster.host.actor("master")
+def _views_of(cluster: SimCluster) -> tuple[Any, Any]:
+    master, allocator = cluster.host.actor("master"), cluster.host.actor("allocator")
     core = getattr(master, "core", None)
     if core is None or not master.configured:
         return None, None
-    allocator = cluster.host.actor("allocator")
+    return master, allocator
+
+
+def metrics_view(cluster: SimCluster, now: float) -> dict[str, Any] | None:
+    """``/metrics/snapshot`` of the simulated master at ``now`` (None without one)."""
+    from actors.allocator.actor import metrics as allocator_metrics
+    from actors.master import views as master_views
+
+    master, allocator = _views_of(cluster)
+    if master is None:
+        return None
     alloc = allocator_metrics(allocator.policy, allocator.runs, allocator.run_ms) if allocator.configured else {}
-    return (master_views.state(core, now),
-            master_views.merge(master_views.metrics(core, now, master.received, master.sent), alloc))
+    return master_views.merge(master_views.metrics(master.core, now, master.received, master.sent), alloc)
 
 
 def write_views(cluster: SimCluster, now: float, out_dir: str) -> dict[str, str]:
     """``state.json`` and ``metrics.json`` (the shapes of the real master's ``/state`` and
-    ``/metrics/snapshot``) in ``out_dir``."""
-    state, metrics = views(cluster, now)
-    files = {}
-    for name, value in (("state", state), ("metrics", metrics)):
-        if value is not None:
-            path = os.path.join(out_dir, f"{name}.json")
-            with open(path, "w") as fh:
-                json.dump(value, fh, indent=1, sort_keys=False)
-                fh.write("\n")
-            files[name] = path
+    ``/metrics/snapshot``) in ``out_dir``; ``state.json`` written in pieces (a replay's
+    master may hold hundreds of thousands of tasks)."""
+    from actors.master import views as master_views
+
+    master, _ = _views_of(cluster)
+    if master is None:
+        return {}
+    files = {"state": os.path.join(out_dir, "state.json"), "metrics": os.path.join(out_dir, "metrics.json")}
+    with open(files["state"], "wb") as fh:
+        master_views.write_state(master.core, now, fh.write)
+        fh.write(b"\n")
+    with open(files["metrics"], "w") as fh:
+        json.dump(metrics_view(cluster, now), fh, indent=1)
+        fh.write("\n")
     return files
 
 

@@ -7,6 +7,7 @@ that writes those indices, so they cannot drift apart.
 
 from __future__ import annotations
 
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,9 +30,12 @@ class TaskRec:
     released: bool = False        # resources given back (terminal or unreachable)
     running: bool = False         # counted in the role's "used"
     used: Resources = EMPTY       # what "used" counts for it: measured usage, else its resources
-    counted: Any = None           # the FrameworkRec whose active or unreachable map holds it (TaskTable)
+    # Where TaskTable files it, by weak reference (a strong one would make every task a
+    # cycle with its agent and framework: a crashed master's state would then wait for the
+    # collector instead of going at once):
+    counted: Any = None           # ref to the FrameworkRec whose active or unreachable map holds it
     view: Any = None              # its last rendering (actors.master.views.task), with what it showed
-    on_agent: Any = None          # the AgentRec whose ``tasks`` hold it (TaskTable), or None
+    on_agent: Any = None          # ref to the AgentRec whose ``tasks`` hold it, or None
 
     @property
     def task_id(self) -> str:
@@ -48,7 +52,7 @@ class ExecutorRec:
     tasks: set[str] = field(default_factory=set)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class AgentRec:
     id: str
     address: Any
@@ -71,9 +75,13 @@ class AgentRec:
     frameworks: dict[str, int] = field(default_factory=dict)     # its tasks by framework (TaskTable)
     view: Any = None              # its last rendering (actors.master.views.agent), with what it showed
     summary: Any = None           # likewise in /state-summary
+    ref: Any = field(default=None, init=False, repr=False, compare=False)   # weakref.ref(self), made once
+
+    def __post_init__(self) -> None:
+        self.ref = weakref.ref(self)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)
 class FrameworkRec:
     id: str
     info: M.FrameworkInfo
@@ -95,6 +103,10 @@ class FrameworkRec:
     states: dict[TaskState, int] = field(default_factory=dict)   # active and unreachable tasks by state
     used: dict[str, int] = field(default_factory=dict)   # their resources while not terminal (millis)
     removed_at: float | None = None   # torn down or failed over for good (completed frameworks)
+    ref: Any = field(default=None, init=False, repr=False, compare=False)   # weakref.ref(self), made once
+
+    def __post_init__(self) -> None:
+        self.ref = weakref.ref(self)
 
     @property
     def partition_aware(self) -> bool:
@@ -141,7 +153,7 @@ class TaskTable:
         old = t.state
         if state is old:
             return
-        fw = t.counted
+        fw = t.counted() if t.counted is not None else None
         if fw is not None:
             active = self.active
             active[old] -= 1
@@ -151,7 +163,7 @@ class TaskTable:
             states[state] = states.get(state, 0) + 1
             if state.terminal != old.terminal:
                 _add(fw.used, t.resources, -1 if state.terminal else 1)
-        agent = t.on_agent
+        agent = t.on_agent() if t.on_agent is not None else None
         if agent is not None:
             states = agent.states
             states[old] -= 1
@@ -162,7 +174,7 @@ class TaskTable:
 
     def _count(self, fw: FrameworkRec, t: TaskRec) -> None:
         if t.counted is None:
-            t.counted = fw
+            t.counted = fw.ref
             self.active[t.state] = self.active.get(t.state, 0) + 1
             fw.states[t.state] = fw.states.get(t.state, 0) + 1
             if not t.state.terminal:
@@ -170,10 +182,11 @@ class TaskTable:
 
     def _uncount(self, t: TaskRec | None) -> None:
         if t is not None and t.counted is not None:
-            fw = t.counted
-            fw.states[t.state] -= 1
-            if not t.state.terminal:
-                _add(fw.used, t.resources, -1)
+            fw = t.counted()
+            if fw is not None:
+                fw.states[t.state] -= 1
+                if not t.state.terminal:
+                    _add(fw.used, t.resources, -1)
             t.counted = None
             self.active[t.state] -= 1
 
@@ -184,17 +197,18 @@ class TaskTable:
             return
         if old is not None:
             TaskTable._off(agent, key)
-        if t.on_agent is not None:
-            TaskTable._off(t.on_agent, key)
+        held = t.on_agent() if t.on_agent is not None else None
+        if held is not None:
+            TaskTable._off(held, key)
         agent.tasks[key] = t
-        t.on_agent = agent
+        t.on_agent = agent.ref
         agent.states[t.state] = agent.states.get(t.state, 0) + 1
         agent.frameworks[key[0]] = agent.frameworks.get(key[0], 0) + 1
 
     @staticmethod
     def _off(agent: AgentRec, key: tuple[str, str]) -> None:
         t = agent.tasks.pop(key, None)
-        if t is not None and t.on_agent is agent:
+        if t is not None and t.on_agent is agent.ref:
             t.on_agent = None
             agent.states[t.state] -= 1
             left = agent.frameworks[key[0]] - 1
@@ -265,7 +279,7 @@ class TaskTable:
     def clear_agent(self, agent: AgentRec) -> None:
         """The agent is cut off: it holds no task and no executor any more."""
         for t in agent.tasks.values():
-            if t.on_agent is agent:
+            if t.on_agent is agent.ref:
                 t.on_agent = None
         agent.tasks.clear()
         agent.states.clear()

@@ -12,7 +12,7 @@ snapshot never walks the tasks.  docs/operators.md lists every key.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
@@ -532,6 +532,43 @@ def merge(master_part: dict[str, float], allocator_part: dict[str, float]) -> di
         out[f"master/{k}_total"] = total
         out[f"master/{k}_percent"] = used / total if total > 0 else 0.0
     return dict(sorted(out.items()))
+
+
+def write_state(master: MasterCore, now: float, write: Callable[[bytes], Any]) -> None:
+    """``/state`` as JSON, handed to ``write`` in pieces of at most :data:`PAGE` agents or
+    tasks (the simulator's ``state.json``): neither the whole text nor a rendering of every
+    task is held at once, and nothing is kept with the tasks afterwards."""
+    head = state(master, now, parts=True)
+    head.pop("_parts")
+    lists: list[tuple[Any, str, Any]] = [(head, "slaves", master.agents.values())]
+    recs = {f.id: f for f in [*master.frameworks.values(), *master.completed_frameworks]}
+    for f in head["frameworks"] + head["completed_frameworks"]:
+        f.pop("_parts")
+        for name in TASK_LISTS:
+            lists.append((f, name, _task_list(recs[f["id"]], name)))
+    marks = {}
+    for i, (holder, name, _) in enumerate(lists):
+        holder[name] = f"@@{i}@@"
+        marks[f'"@@{i}@@"'.encode()] = i
+    text = orjson.dumps(head)
+    at = 0
+    for mark, i in sorted(marks.items(), key=lambda kv: text.index(kv[0])):
+        where = text.index(mark, at)
+        write(text[at:where])
+        write(b"[")
+        holder, name, source = lists[i]
+        first = True
+        batch: list[Any] = []
+        for rec in source:
+            batch.append(agent(master, rec) if name == "slaves" else _task(rec))
+            if len(batch) >= PAGE:
+                write((b"" if first else b",") + orjson.dumps(batch)[1:-1])
+                first, batch = False, []
+        if batch:
+            write((b"" if first else b",") + orjson.dumps(batch)[1:-1])
+        write(b"]")
+        at = where + len(mark)
+    write(text[at:])
 
 
 #: What ``render`` answers: endpoint -> the view (Mesos' paths without the slash).

@@ -207,7 +207,7 @@ class FaultCampaign(RuleBasedStateMachine):
             for a in master.agents.values():
                 by_state: dict[Any, int] = {}
                 for t in a.tasks.values():
-                    assert t.on_agent is a, f"task {t.task_id} on agent {a.id} points at another"
+                    assert t.on_agent is a.ref, f"task {t.task_id} on agent {a.id} points at another"
                     by_state[t.state] = by_state.get(t.state, 0) + 1
                 assert {s: n for s, n in a.states.items() if n} == by_state, f"agent {a.id}: {a.states}"
                 by_fw: dict[str, int] = {}

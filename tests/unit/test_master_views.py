@@ -212,3 +212,16 @@ def test_a_large_view_in_pages_is_the_whole_view(monkeypatch):
 
     assert json.loads(gzip.decompress(in_parts(fetch_small, {}))) == views.state(small, 12.0)
     assert asked == [{"part": "head"}, {}]   # small: in one message, a snapshot of one instant
+
+
+def test_state_written_in_pieces_is_the_state(monkeypatch):
+    monkeypatch.setattr(views, "PAGE", 4)
+    c = busy_master(agents=9, tasks=30, frameworks=3)
+    fid, agent = framework_of(c, "t0")
+    update(c, fid, agent, "t0", TS.TASK_FINISHED, 11.0)
+    c.handle(M.Teardown(fid), "sched-0", 12.0)
+    pieces: list[bytes] = []
+    views.write_state(c, 13.0, pieces.append)
+    assert len(pieces) > 10
+    assert all(t.view is None for f in c.frameworks.values() for t in f.tasks.values())   # nothing kept
+    assert json.loads(b"".join(pieces)) == json.loads(json.dumps(views.state(c, 13.0)))
