@@ -210,6 +210,8 @@ def remove(master: MasterCore, fw: FrameworkRec, why: str) -> None:
     for t in list(fw.tasks.values()) + list(fw.unreachable.values()):
         if not t.state.terminal:
             t.state = TS.TASK_KILLED
+            master.task_line(t.task_id, fw.id, t.agent_id, TS.TASK_KILLED, None, "its framework was removed",
+                             t.executor_id)
     tasks.clear_framework(fw)
     del master.frameworks[fw.id]
     master.removed_frameworks.add(fw.id)

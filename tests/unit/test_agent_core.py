@@ -3,6 +3,7 @@ no actor system, no executors (a spawn port that only names them)."""
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
@@ -336,3 +337,27 @@ def test_usage_samples_are_batched_into_one_report_per_interval():
 def fire_if_pending(c: AgentCore, name: str, now: float) -> list[Any]:
     token = c.timer_token(name)
     return [] if token is None else c.fire(name, token, now)
+
+
+# ---------------------------------------------------------------------- the task log
+
+
+def test_every_launch_and_state_change_is_one_line_of_the_agents_task_log(caplog):
+    c = core()
+    registered(c)
+    with caplog.at_level(logging.INFO, logger="impresario.agent.tasks"):
+        launched(c)
+        running(c)
+        failed = M.TaskStatus("t1", TS.TASK_FAILED, Source.SOURCE_EXECUTOR, Reason.REASON_COMMAND_EXECUTOR_FAILED,
+                              "Command exited with status 3", "a1", "t1", 4.0, "u2")
+        c.handle(M.ExecUpdate(failed), f"{ME}/1", 4.0)
+        c.handle(M.ExecUpdate(failed), f"{ME}/1", 4.5)     # the same update again: no new line
+        c.handle(M.KillTask("f1", "ghost"), MASTER, 5.0)    # the agent's own update
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith(".tasks")] == [
+        ("impresario.agent.tasks", "INFO", "task t1 of framework f1 on agent a1: launching"),
+        ("impresario.agent.tasks", "INFO", "task t1 of framework f1 on agent a1: TASK_RUNNING"),
+        ("impresario.agent.tasks", "INFO", "task t1 of framework f1 on agent a1: TASK_FAILED "
+                                           "(REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 3"),
+        ("impresario.agent.tasks", "INFO", "task ghost of framework f1 on agent a1: TASK_LOST "
+                                           "(REASON_TASK_UNKNOWN): the agent has no such task"),
+    ]
