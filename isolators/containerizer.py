@@ -32,6 +32,7 @@ from typing import IO, Any, NamedTuple
 
 import psutil
 
+from actors.agent import paths
 from actors.ports import ContainerError, ContainerExit, Launched
 from actors.protocol.messages import AssignedGpu, ResourceStatistics, TaskInfo
 
@@ -306,6 +307,7 @@ class Containerizer:
                 for f in files:
                     f.close()
                 raise
+        self._link_latest(container_id, sandbox)
         c = Container(container_id, self._path(container_id), task, sandbox,
                       tuple(g for g in gpus if g.task_id == task.task_id))
         prepared: list[Isolator] = []
@@ -349,6 +351,28 @@ class Containerizer:
             proc.stdin.close()
         self.running[container_id] = _Running(c, proc, files)
         return Launched(pid=proc.pid, ip_addresses=tuple(c.ip_addresses))
+
+    def _link_latest(self, container_id: str, sandbox: str) -> None:
+        """``runs/latest`` names the executor's newest run (Mesos' layout; only where the
+        sandbox is in it)."""
+        run = paths.run_of(sandbox, self.parent, container_id)
+        runs, name = os.path.split(run)
+        if os.path.basename(runs) != "runs":
+            return
+        link = os.path.join(runs, paths.LATEST)
+        try:
+            if os.readlink(link) == name:
+                return
+        except OSError:
+            pass
+        tmp = f"{link}.{os.getpid()}.tmp"
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(name, tmp)
+            os.replace(tmp, link)
+        except OSError as e:
+            log.warning("container %s: cannot point %s at its run: %s", container_id, link, e)
 
     # ------------------------------------------------------------------ watching
 

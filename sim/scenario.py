@@ -124,7 +124,7 @@ MASTER_DURATIONS = {"agent_ping_timeout", "heartbeat_interval", "agent_reregiste
 MASTER_COUNTS = {"max_agent_ping_timeouts", "max_framework_heartbeat_timeouts"}
 #: [agent] keys (the agent's settings of the same names).
 AGENT_DURATIONS = {"registration_backoff"}
-AGENT_COUNTS = {"master_ping_timeouts"}
+AGENT_COUNTS = {"master_ping_timeouts", "max_completed_executors"}
 #: [agent] keys that are neither: whom agents authenticate as, and whether they run root's tasks.
 AGENT_OTHER = {"principal", "allow_root_tasks"}
 
@@ -232,7 +232,7 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
                 if out[key] <= 0 and key != "registration_backoff":
                     raise ScenarioError(f"[{table}].{key} must be positive")
             else:
-                out[key] = _int(v, f"[{table}].{key}", 1)
+                out[key] = _int(v, f"[{table}].{key}", 0 if key == "max_completed_executors" else 1)
 
     if "acls" in data:
         try:

@@ -339,7 +339,44 @@ def fire_if_pending(c: AgentCore, name: str, now: float) -> list[Any]:
     return [] if token is None else c.fire(name, token, now)
 
 
-# ---------------------------------------------------------------------- the task log
+# ---------------------------------------------------------------------- sandboxes and the log
+
+
+def test_each_executor_shows_its_run_directory_and_completed_ones_are_kept_to_a_bound():
+    c = core(work_dir="/w", max_completed_executors=2)
+    registered(c)
+    for i, tid in enumerate(("t1", "t2", "t3")):
+        launched(c, tid, now=2.0 + i)
+    cids = {e["executor_id"]: e["container_id"] for e in c.state()["executors"]}
+    assert [e["directory"] for e in c.state()["executors"]] == [
+        f"/w/slaves/a1/frameworks/f1/executors/{t}/runs/{cids[t]}" for t in ("t1", "t2", "t3")]
+    assert c.state()["completed_executors"] == []
+    for i, tid in enumerate(("t1", "t2", "t3")):
+        running(c, tid, now=6.0 + i, executor=f"{ME}/{i + 1}")
+        c.handle(M.ExecUpdate(status(tid, TS.TASK_FINISHED, f"{tid}-end", 9.0)), f"{ME}/{i + 1}", 9.0)
+        c.call(executors.exited, 10.0 + i, f"{ME}/{i + 1}")
+    # the newest two, oldest first, with their directories and their tasks' last states
+    assert c.state()["executors"] == [] and c.state()["completed_executors"] == [
+        {"framework_id": "f1", "executor_id": t, "container_id": cids[t], "tasks": {t: "TASK_FINISHED"},
+         "directory": f"/w/slaves/a1/frameworks/f1/executors/{t}/runs/{cids[t]}"} for t in ("t2", "t3")]
+    with pytest.raises(ConfigError, match="max_completed_executors"):
+        core(max_completed_executors=-1)
+
+
+def test_a_restored_agent_counts_the_executors_that_ended_before_among_the_completed():
+    store = MemoryStore()
+    first = core(store, work_dir="/w")
+    registered(first)
+    launched(first)
+    running(first)
+    first.handle(M.ExecUpdate(status("t1", TS.TASK_FAILED, "u2", 4.0)), f"{ME}/1", 4.0)
+    cid = first.executors[("f1", "t1")].container_id
+    again = core(store, work_dir="/w")
+    again.call(registration.start, 50.0)
+    assert again.executors == {}
+    assert again.state()["completed_executors"] == [
+        {"framework_id": "f1", "executor_id": "t1", "container_id": cid, "tasks": {"t1": "TASK_FAILED"},
+         "directory": f"/w/slaves/a1/frameworks/f1/executors/t1/runs/{cid}"}]
 
 
 def test_every_launch_and_state_change_is_one_line_of_the_agents_task_log(caplog):
