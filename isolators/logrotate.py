@@ -175,6 +175,9 @@ class RotatingLog:
                 self._put(data[:cut])
                 data = data[cut:]
             self.rotate()
+            if self.size:            # no fresh file to go on in: this output is lost
+                self.lost += len(data)
+                return
 
     def _put(self, data: bytes) -> None:
         assert self.fd is not None
