@@ -28,6 +28,9 @@ STOP = 3          # (STOP, address of a child actor, None)
 
 Effect = tuple[int, Any, Any]
 
+#: The child of a core's logger that its task lines go to (see :meth:`Core.task_line`).
+TASK_LOG = "tasks"
+
 #: Log the first few drops of each reason, then one in this many.
 DROP_LOG_EVERY = 1000
 DROP_LOG_FIRST = 5
@@ -56,6 +59,9 @@ class Core:
                  drops: Counter[str] | None = None) -> None:
         self.name = name
         self.log = log if log is not None else logging.getLogger(f"impresario.{self.component}")
+        #: Task launches and state changes, one INFO line each (:meth:`task_line`): the
+        #: ``tasks`` child of ``log`` (``impresario.master.tasks``, ``impresario.agent.tasks``).
+        self.task_log = self.log.getChild(TASK_LOG)
         self.stats: Counter[str] = stats if stats is not None else Counter()
         self.drops: Counter[str] = drops if drops is not None else Counter()
         self.out: list[Effect] = []
@@ -103,6 +109,19 @@ class Core:
 
     def drop(self, reason: str, sender: Any = None) -> None:
         record_drop(self.stats, self.drops, self.log, f"{self.component} {self.name}", reason, sender)
+
+    def task_line(self, task_id: str, framework_id: str, agent_id: str, what: Any, reason: Any = None,
+                  message: Any = "", executor_id: str = "") -> None:
+        """One INFO line for a task launched or a task's new state, on ``task_log``:
+        ``task web.1 of framework F on agent A: TASK_FAILED (REASON_...): message`` (with
+        ``(executor E)`` after the agent for a task of an executor other than its own).
+        Nothing is formatted unless that level is on (the simulator keeps it off)."""
+        if self.task_log.isEnabledFor(logging.INFO):
+            self.task_log.info("task %s of framework %s on agent %s%s: %s%s%s", task_id, framework_id,
+                               agent_id or "(none)",
+                               f" (executor {executor_id})" if executor_id and executor_id != task_id else "",
+                               what, f" ({reason})" if reason is not None else "",
+                               f": {message}" if message else "")
 
     # ------------------------------------------------------------------ what it is given
 

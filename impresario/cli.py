@@ -58,6 +58,15 @@ def _frame_size(text: str) -> int:
     return size
 
 
+def _log_size(text: str) -> int:
+    from isolators.logrotate import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _number(text: str, kind: type = float, least: float = 0, above: bool = False) -> Any:
     """``text`` as a ``kind`` at least ``least`` (above it, with ``above``), or a usage error."""
     try:
@@ -125,7 +134,7 @@ def _containerizer(args: argparse.Namespace) -> dict[str, Any]:
 
     opts: dict[str, Any] = {"cfs_quota": args.cfs_quota}
     for key in ("cgroups_root", "pids_max", "cni_config_dir", "cni_plugins_dir", "cni_network",
-                "nvidia_driver_volume"):
+                "nvidia_driver_volume", "max_stdout_size", "max_stderr_size", "logrotate_count"):
         if getattr(args, key, None) is not None:
             opts[key] = getattr(args, key)
     try:
@@ -854,6 +863,14 @@ def _isolation_options(q: argparse.ArgumentParser, agent: bool = False) -> None:
                         "proportional share (default: on)")
     q.add_argument("--cgroups-root", help="the cgroup that holds the tasks' cgroups (default impresario)")
     q.add_argument("--pids-max", type=int, help="most processes and threads per task (default 1024)")
+    q.add_argument("--max-stdout-size", type=_log_size, metavar="SIZE",
+                   help="rotate a task's stdout in its sandbox before it passes this size: bytes, or 10MB, "
+                        "512KiB (default 10MB; a task's CONTAINER_LOGGER_MAX_STDOUT_SIZE overrides it)")
+    q.add_argument("--max-stderr-size", type=_log_size, metavar="SIZE",
+                   help="the same for stderr (default 10MB; CONTAINER_LOGGER_MAX_STDERR_SIZE)")
+    q.add_argument("--logrotate-count", type=lambda t: _number(t, int), metavar="N",
+                   help="rotated files kept of each stream, stdout.1 the newest (default 5; a task's "
+                        "CONTAINER_LOGGER_LOGROTATE_STDOUT_OPTIONS='rotate N' overrides it)")
     if agent:
         q.add_argument("--cni-config-dir", help="CNI network configurations (default /etc/impresario/cni)")
         q.add_argument("--cni-plugins-dir", help="CNI plugins, colon-separated (default /usr/lib/cni:/opt/cni/bin)")

@@ -27,14 +27,16 @@ import stat
 import subprocess
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import IO, Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import psutil
 
+from actors.agent import paths
 from actors.ports import ContainerError, ContainerExit, Launched
 from actors.protocol.messages import AssignedGpu, ResourceStatistics, TaskInfo
 
+from . import logrotate
 from .cgroups import CgroupsIsolator, Hierarchies, IsolationError, detect
 from .cni import CniIsolator, find_network
 from .gpu import NvidiaGpuIsolator
@@ -47,6 +49,9 @@ log = logging.getLogger("impresario.containerizer")
 FAST_POLL = 0.05
 SLOW_POLL = 1.0
 SHUTDOWN_GRACE = 2.0
+#: How long an ended container's exit waits for its logger to write the last of its output
+#: (the logger ends when every process holding the task's pipes has ended).
+LOGGER_DRAIN = 3.0
 GATE_STATUS = 125   # the gate's exit status when it was never opened
 STATE_VERSION = 1   # of the container state files written for recovery
 
@@ -258,9 +263,12 @@ class _Adopted:
 class _Running:
     c: Container
     proc: subprocess.Popen[bytes] | _Adopted
-    files: list[IO[bytes]] = field(default_factory=list)
+    logger: subprocess.Popen[bytes] | _Adopted | None = None   # the container logger's process
     poll: float = FAST_POLL
     limitation: Limitation | None = None
+    ended: bool = False       # the main process has ended, with ``status``
+    status: int | None = None
+    drain_until: float | None = None
     reported: bool = False
 
 
@@ -274,6 +282,10 @@ class Containerizer:
         self.agent_id = str(settings.get("agent_id") or "agent")
         self.parent = str(settings.get("container_id") or "")
         self.isolators = build_isolators(opts)
+        try:
+            self.rotation = logrotate.configure(opts)
+        except ValueError as e:
+            raise IsolationError(f"the container logger: {e}") from None
         self.running: dict[str, _Running] = {}
         # Where the state files for recovery go: the agent's work directory, out of the tasks'
         # sandboxes (a task must not be able to point a later executor at another process).
@@ -294,22 +306,24 @@ class Containerizer:
         argv = _argv(task)
         user = run_as(task.command.user if task.command is not None else "")
         try:
+            rotation = logrotate.for_task(self.rotation, dict(task.command.environment) if task.command else {})
+        except ValueError as e:
+            raise ContainerError(f"the task's container logger: {e}") from None
+        try:
             os.makedirs(sandbox, exist_ok=True)
-            files: list[IO[bytes]] = [open(os.path.join(sandbox, "stdout"), "ab"),
-                                      open(os.path.join(sandbox, "stderr"), "ab")]
+            for name in logrotate.STREAMS:   # there from the start, and the user's (give_sandbox)
+                os.close(os.open(os.path.join(sandbox, name), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
         except OSError as e:
             raise ContainerError(f"cannot create the sandbox {sandbox}: {e.strerror or e}") from None
         if user is not None:
-            try:
-                give_sandbox(sandbox, user)
-            except ContainerError:
-                for f in files:
-                    f.close()
-                raise
+            give_sandbox(sandbox, user)
+        self._link_latest(container_id, sandbox)
         c = Container(container_id, self._path(container_id), task, sandbox,
                       tuple(g for g in gpus if g.task_id == task.task_id))
         prepared: list[Isolator] = []
         proc = None
+        logger = None
+        ends: list[int] = []        # the pipes' write ends, this process's copies
         try:
             for iso in self.isolators:
                 prepared.append(iso)
@@ -321,25 +335,29 @@ class Containerizer:
             setup = c.setup + (private_dev_setup(c.devices) if c.private_dev else [])
             exec_wrappers = c.exec_wrappers + ([user.wrapper()] if user is not None else [])
             gate = gate_script(setup, exec_wrappers, self._status_path(container_id))
+            logger, ends = self._start_logger(c, rotation, user)
             try:
                 proc = subprocess.Popen([*wrappers, "/bin/sh", "-c", gate, "impresario-gate",
                                          *argv], cwd=sandbox, env=env, stdin=subprocess.PIPE,
-                                        stdout=files[0], stderr=files[1], start_new_session=True,
+                                        stdout=ends[0], stderr=ends[1], start_new_session=True,
                                         close_fds=True)
             except OSError as e:
                 raise ContainerError(f"cannot start {argv[0]!r}: {e.strerror or e}") from None
+            finally:
+                _close(ends)   # the task holds them now: the logger ends when it has ended
             c.pid = proc.pid
             for iso in self.isolators:
                 iso.isolate(c, proc.pid)
-            self._save_state(c)
+            self._save_state(c, logger)
         except BaseException as e:
+            _close(ends)
             if proc is not None:
                 proc.kill()
                 proc.wait()
             self._cleanup(c, prepared)
             self._forget_state(container_id)
-            for f in files:
-                f.close()
+            if logger is not None:
+                _end_logger(logger, time.monotonic() + SHUTDOWN_GRACE, container_id)
             if isinstance(e, OSError):
                 raise ContainerError(f"cannot isolate container {container_id}: {e}") from None
             raise
@@ -347,8 +365,48 @@ class Containerizer:
         with contextlib.suppress(BrokenPipeError):
             proc.stdin.write(b"go\n")
             proc.stdin.close()
-        self.running[container_id] = _Running(c, proc, files)
+        self.running[container_id] = _Running(c, proc, logger)
         return Launched(pid=proc.pid, ip_addresses=tuple(c.ip_addresses))
+
+    def _start_logger(self, c: Container, rotation: dict[str, logrotate.Rotation],
+                      user: RunAs | None) -> tuple[subprocess.Popen[bytes], list[int]]:
+        """The container's logger process (:mod:`isolators.logrotate`), reading two new pipes
+        into the sandbox; and the pipes' write ends, for the task."""
+        pipes = [os.pipe() for _ in logrotate.STREAMS]
+        reads = dict(zip(logrotate.STREAMS, (r for r, _ in pipes), strict=True))
+        try:
+            owner = (user.uid, user.gid) if user is not None else None
+            proc = subprocess.Popen(logrotate.command(c.sandbox, reads, rotation, owner), cwd="/",
+                                    env={"PATH": os.defpath}, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    pass_fds=tuple(reads.values()), close_fds=True, start_new_session=True)
+        except OSError as e:
+            _close([fd for pair in pipes for fd in pair])
+            raise ContainerError(f"cannot start the container logger: {e.strerror or e}") from None
+        _close(list(reads.values()))
+        return proc, [w for _, w in pipes]
+
+    def _link_latest(self, container_id: str, sandbox: str) -> None:
+        """``runs/latest`` names the executor's newest run (Mesos' layout; only where the
+        sandbox is in it)."""
+        run = paths.run_of(sandbox, self.parent, container_id)
+        runs, name = os.path.split(run)
+        if os.path.basename(runs) != "runs":
+            return
+        link = os.path.join(runs, paths.LATEST)
+        try:
+            if os.readlink(link) == name:
+                return
+        except OSError:
+            pass
+        tmp = f"{link}.{os.getpid()}.tmp"
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            os.symlink(name, tmp)
+            os.replace(tmp, link)
+        except OSError as e:
+            log.warning("container %s: cannot point %s at its run: %s", container_id, link, e)
 
     # ------------------------------------------------------------------ watching
 
@@ -365,30 +423,49 @@ class Containerizer:
             r = self.running[cid]
             if r.reported:
                 continue
-            if r.limitation is None:
-                r.limitation = self._watch(r)
-                if r.limitation is not None:
-                    log.info("container %s: %s", cid, r.limitation.message)
-                    self._signal(r, signal.SIGKILL)
-                    r.poll = FAST_POLL
-            if isinstance(r.proc, _Adopted):
-                ended = r.proc.ended()
-                rc = r.proc.returncode   # what its gate wrote, if it did
-            else:
-                rc = r.proc.poll()
-                ended = rc is not None
-            if not ended:
-                r.poll = min(SLOW_POLL, r.poll * 1.25)
+            if not r.ended and not self._ended(cid, r):
                 continue
-            if r.limitation is None:
-                # What the main process left behind goes now (destroy would end it anyway), so
-                # that a limit it broke meanwhile is known before the exit is judged.
-                self._signal(r, signal.SIGKILL)
-                r.limitation = self._watch(r)
+            if not _logger_ended(r.logger):
+                # The last of the task's output may still be in its pipes: the exit (and the
+                # output tail sent with it) waits for the logger, a little.
+                now = time.monotonic()
+                if r.drain_until is None:
+                    r.drain_until = now + LOGGER_DRAIN
+                if now < r.drain_until:
+                    r.poll = FAST_POLL
+                    continue
+                log.warning("container %s: its logger still runs %.0f s after its end: a process outside "
+                            "the container holds the task's output open", cid, LOGGER_DRAIN)
             r.reported = True
             lim = r.limitation
-            out.append(ContainerExit(cid, rc, lim.reason, lim.message) if lim else ContainerExit(cid, rc))
+            out.append(ContainerExit(cid, r.status, lim.reason, lim.message) if lim else ContainerExit(cid, r.status))
         return out
+
+    def _ended(self, cid: str, r: _Running) -> bool:
+        """Whether the container's main process has ended (its status then in ``r.status``);
+        a limit broken meanwhile ends the container."""
+        if r.limitation is None:
+            r.limitation = self._watch(r)
+            if r.limitation is not None:
+                log.info("container %s: %s", cid, r.limitation.message)
+                self._signal(r, signal.SIGKILL)
+                r.poll = FAST_POLL
+        if isinstance(r.proc, _Adopted):
+            ended = r.proc.ended()
+            rc = r.proc.returncode   # what its gate wrote, if it did
+        else:
+            rc = r.proc.poll()
+            ended = rc is not None
+        if not ended:
+            r.poll = min(SLOW_POLL, r.poll * 1.25)
+            return False
+        if r.limitation is None:
+            # What the main process left behind goes now (destroy would end it anyway), so
+            # that a limit it broke meanwhile is known before the exit is judged.
+            self._signal(r, signal.SIGKILL)
+            r.limitation = self._watch(r)
+        r.ended, r.status = True, rc
+        return True
 
     def next_check(self) -> float | None:
         live = [r.poll for r in self.running.values() if not r.reported]
@@ -430,7 +507,10 @@ class Containerizer:
             except Exception as e:  # cleanup must go on with the others
                 log.error("container %s: %s cleanup failed: %s", c.id, iso.name, e)
 
-    def destroy(self, container_id: str) -> None:
+    def destroy(self, container_id: str, logger_deadline: float | None = None) -> None:
+        """End the container: what is left of it is killed, its isolators clean up, and its
+        logger (which then reads the end of its pipes) is waited for until ``logger_deadline``
+        (a monotonic time; default: a grace period from now)."""
         r = self.running.pop(container_id, None)
         if r is None:
             return
@@ -442,9 +522,9 @@ class Containerizer:
             except subprocess.TimeoutExpired:
                 pass
         self._cleanup(r.c, self.isolators)
-        for f in r.files:
-            f.close()
         self._forget_state(container_id)
+        _end_logger(r.logger, logger_deadline if logger_deadline is not None else time.monotonic() + SHUTDOWN_GRACE,
+                    container_id)
 
     # ------------------------------------------------------------------ recovery
 
@@ -459,7 +539,7 @@ class Containerizer:
         file, out of the task's sandbox, so that no task can forge it."""
         return self._state_path(container_id, ".status")
 
-    def _save_state(self, c: Container) -> None:
+    def _save_state(self, c: Container, logger: subprocess.Popen[bytes] | None = None) -> None:
         """What :meth:`recover` needs, written atomically before the task runs."""
         path = self._state_path(c.id)
         if path is None:
@@ -477,6 +557,9 @@ class Containerizer:
         if cni:
             record["cni"] = {"network": cni["net"].name, "netns": cni["netns"], "result": cni["result"],
                              "added": cni["added"]}
+        if logger is not None:
+            with contextlib.suppress(psutil.Error):   # (ended already: nothing to wait for)
+                record["logger"] = {"pid": logger.pid, "create_time": psutil.Process(logger.pid).create_time()}
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
             with contextlib.suppress(FileNotFoundError):   # one left by an earlier container of this id
@@ -551,7 +634,7 @@ class Containerizer:
         for iso in self.isolators:
             iso.recover([c])
         adopted = _Adopted(c.pid, float(record["create_time"]), proc, self._status_path(container_id))
-        self.running[container_id] = _Running(c, adopted)
+        self.running[container_id] = _Running(c, adopted, _adopt_logger(record.get("logger")))
         log.info("container %s: re-adopted (pid %d, %s)", container_id, c.pid, "running" if proc is not None else
                  f"ended meanwhile, status {'unknown' if adopted.returncode is None else adopted.returncode}")
         return True
@@ -586,23 +669,17 @@ class Containerizer:
                 r.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
+        deadline = time.monotonic() + SHUTDOWN_GRACE
         for cid in list(self.running):
-            self.destroy(cid)
+            self.destroy(cid, deadline)
 
     def output_tail(self, container_id: str, max_bytes: int) -> bytes:
+        """The last ``max_bytes`` of the task's stdout, across its latest rotation (the
+        logger has written it all by the time :meth:`reap` reports the exit)."""
         r = self.running.get(container_id)
         if r is None or max_bytes <= 0:
             return b""
-        for f in r.files:
-            f.flush()
-        try:
-            with open(os.path.join(r.c.sandbox, "stdout"), "rb") as f:
-                f.seek(0, os.SEEK_END)
-                size = f.tell()
-                f.seek(max(0, size - max_bytes))
-                return f.read()
-        except OSError:
-            return b""
+        return logrotate.tail(os.path.join(r.c.sandbox, "stdout"), max_bytes)
 
 
 _COUNTS = frozenset({"cpus_nr_periods", "cpus_nr_throttled", "mem_rss_bytes", "mem_total_bytes",
@@ -767,3 +844,39 @@ def _signal_tree(pid: int, sig: int) -> None:
     for p in descendants:
         with contextlib.suppress(psutil.Error):
             p.send_signal(sig)
+
+
+def _adopt_logger(saved: Any) -> _Adopted | None:
+    """The logger of a re-adopted container, from its state record: still running, or ended."""
+    if not (isinstance(saved, dict) and type(saved.get("pid")) is int and saved["pid"] > 0
+            and isinstance(saved.get("create_time"), int | float)):
+        return None
+    return _Adopted(saved["pid"], float(saved["create_time"]), _same_process(saved["pid"], float(saved["create_time"])))
+
+
+def _close(fds: list[int]) -> None:
+    """Close these descriptors, once: the list is emptied."""
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+def _logger_ended(logger: subprocess.Popen[bytes] | _Adopted | None) -> bool:
+    if logger is None:
+        return True
+    if isinstance(logger, _Adopted):
+        return logger.ended()
+    return logger.poll() is not None
+
+
+def _end_logger(logger: subprocess.Popen[bytes] | _Adopted | None, deadline: float, container_id: str) -> None:
+    """Wait until ``deadline`` for a container's logger to end (its pipes are closed once the
+    container's processes are gone); one still running then is left to end by itself."""
+    if logger is None or isinstance(logger, _Adopted):
+        return          # not this process's child: nothing to reap
+    try:
+        logger.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        log.warning("container %s: its logger (pid %d) still runs: a process outside the container "
+                    "holds the task's output open", container_id, logger.pid)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from actors.core import TASK_LOG
 from actors.frameworks.base import Framework
 from actors.frameworks.results import (
     TASK_COUNTS,
@@ -41,6 +42,9 @@ from .network import TopologyNetwork, from_settings
 from .scenario import Scenario
 
 SIM_EXECUTOR_PORTS = [["containerizer", "sim.containerizer:SimContainerizer"]]
+#: The loggers of the master's and the agents' task lines (``Core.task_line``): off unless
+#: the scenario's ``[sim].task_log`` is true.
+TASK_LOGGERS = (f"impresario.master.{TASK_LOG}", f"impresario.agent.{TASK_LOG}")
 
 @dataclass
 class Result:
@@ -369,6 +373,12 @@ def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None,
     logger.addHandler(handler)
     logger.propagate = False
     logger.setLevel(logging.INFO)
+    # The task lines (one per launch and state change, millions in a large scenario) only
+    # where the scenario asks for them.
+    task_loggers = [logging.getLogger(name) for name in TASK_LOGGERS]
+    saved_levels = [t.level for t in task_loggers]
+    for t in task_loggers:
+        t.setLevel(logging.NOTSET if scenario.task_log else logging.WARNING)
     # Building the cluster, running it and summing it up all make millions of objects
     # that live to the end: the collector stays relaxed throughout (see RelaxedCollector).
     with RelaxedCollector():
@@ -383,6 +393,8 @@ def run(scenario: Scenario, seed: int | None = None, out_dir: str | None = None,
             handler.close()
             logger.propagate, _ = saved
             logger.setLevel(saved[1])
+            for t, level in zip(task_loggers, saved_levels, strict=True):
+                t.setLevel(level)
         summary = summarize(cluster, end, wall)
     result = Result(scenario, cluster.seed, summary, cluster.host, out_dir, samples)
     if out_dir:

@@ -77,6 +77,8 @@ class Scenario:
     service_time: str = "zero"
     sample_every: float = 10.0
     authenticate: bool = False
+    #: [sim].task_log: the master's and agents' task lines (one per launch and state change) in sim.log
+    task_log: bool = False
     network: dict[str, Any] | None = None
     faults: list[Fault] = field(default_factory=list)
     sweep: dict[str, list[Any]] = field(default_factory=dict)
@@ -106,7 +108,7 @@ class Scenario:
 BATCH_CLASS = "actors.frameworks.batch:BatchFramework"
 AGENT_KEYS = {"cpus", "mem", "disk", "gpus", "attributes", "resources"}
 SIM_KEYS = {"seed", "until", "latency", "allocation_interval", "name", "allocator", "service_time",
-            "sample_every", "authenticate"}
+            "sample_every", "authenticate", "task_log"}
 NETWORK_KEYS = {"agents_per_rack", "host_link", "rack_link", "racks"}
 QUOTA_KEYS = {"guarantee", "limit"}
 OPERATOR_KEYS = {"at", "update_weights", "update_quota"}
@@ -122,7 +124,7 @@ MASTER_DURATIONS = {"agent_ping_timeout", "heartbeat_interval", "agent_reregiste
 MASTER_COUNTS = {"max_agent_ping_timeouts", "max_framework_heartbeat_timeouts"}
 #: [agent] keys (the agent's settings of the same names).
 AGENT_DURATIONS = {"registration_backoff"}
-AGENT_COUNTS = {"master_ping_timeouts"}
+AGENT_COUNTS = {"master_ping_timeouts", "max_completed_executors"}
 #: [agent] keys that are neither: whom agents authenticate as, and whether they run root's tasks.
 AGENT_OTHER = {"principal", "allow_root_tasks"}
 
@@ -210,6 +212,9 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
     sc.authenticate = sim.get("authenticate", False)
     if type(sc.authenticate) is not bool:
         raise ScenarioError(f"[sim].authenticate must be true or false, got {sc.authenticate!r}")
+    sc.task_log = sim.get("task_log", False)
+    if type(sc.task_log) is not bool:
+        raise ScenarioError(f"[sim].task_log must be true or false, got {sc.task_log!r}")
 
     for table, durations, counts, out in (("master", MASTER_DURATIONS, MASTER_COUNTS, sc.master_settings),
                                           ("agent", AGENT_DURATIONS, AGENT_COUNTS, sc.agent_settings)):
@@ -227,7 +232,7 @@ def parse(data: dict[str, Any], name: str = "scenario", path: str | None = None)
                 if out[key] <= 0 and key != "registration_backoff":
                     raise ScenarioError(f"[{table}].{key} must be positive")
             else:
-                out[key] = _int(v, f"[{table}].{key}", 1)
+                out[key] = _int(v, f"[{table}].{key}", 0 if key == "max_completed_executors" else 1)
 
     if "acls" in data:
         try:

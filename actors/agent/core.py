@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from actors.agent import paths
 from actors.agent.gpus import GpuPool
 from actors.agent.streams import RETRY_MAX, RETRY_MIN, UpdateStream
 from actors.config import ConfigError, setting
@@ -55,6 +56,19 @@ class ExecRec:
     groups: dict[str, int] = field(default_factory=dict)   # task -> its launch group
     gpus: tuple[M.AssignedGpu, ...] = ()
     statistics: dict[str, M.ResourceStatistics] = field(default_factory=dict)   # task -> its latest usage
+    agent_id: str = ""        # the agent's id when it started: with the rest, names its run directory
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedExec:
+    """An executor that has exited, as the agent's state shows it (the last
+    ``max_completed_executors`` of them are kept)."""
+
+    framework_id: str
+    executor_id: str
+    container_id: str
+    agent_id: str
+    tasks: tuple[tuple[str, TaskState], ...]
 
 
 class AgentCore(Core):
@@ -104,6 +118,9 @@ class AgentCore(Core):
         self.started_at = 0.0
         self.executors_terminated = 0
         self._configure(settings, discovery, port_paths)
+        #: The executors that have exited, the newest last (at most ``max_completed_executors``;
+        #: a list, lighter than a deque for the many agents of a simulation).
+        self.completed_executors: list[CompletedExec] = []
 
     def _configure(self, settings: dict[str, Any], discovery: Callable[[], Any] | None,
                    port_paths: tuple[tuple[str, str], ...]) -> None:
@@ -158,6 +175,9 @@ class AgentCore(Core):
         self.executor_registration_timeout = setting(settings, "executor_registration_timeout", float, 60.0)
         self.master_principals = frozenset(str(p) for p in setting(settings, "master_principals", list, ["master"]))
         self.allow_root_tasks = setting(settings, "allow_root_tasks", bool, False)
+        self.max_completed_executors = setting(settings, "max_completed_executors", int, 100)
+        if self.max_completed_executors < 0:
+            raise ConfigError("max_completed_executors must not be negative")
         if settings.get("acls") is not None:
             try:
                 self.acl = ACL.parse(settings["acls"])
@@ -205,6 +225,23 @@ class AgentCore(Core):
 
     # ------------------------------------------------------------------ executors
 
+    def directory(self, e: ExecRec | CompletedExec) -> str:
+        """Where an executor's container runs, its sandboxes with it (``directory`` in the
+        agent's state).  Named when asked, from what the record keeps anyway: a string per
+        executor would weigh on a simulation of many."""
+        return paths.executor_run(self.work_dir, e.agent_id, e.framework_id,
+                                  e.info.executor_id if isinstance(e, ExecRec) else e.executor_id, e.container_id)
+
+    def file_completed(self, fid: str, executor_id: str, container_id: str, agent_id: str,
+                       tasks: tuple[tuple[str, TaskState], ...]) -> None:
+        """An executor has exited: its state view joins the completed ones (the oldest goes
+        beyond ``max_completed_executors``)."""
+        if self.max_completed_executors:
+            done = self.completed_executors
+            done.append(CompletedExec(fid, executor_id, container_id, agent_id, tasks))
+            if len(done) > self.max_completed_executors:
+                del done[0]
+
     def start_executor(self, fid: str, info: M.ExecutorInfo, actor_class: str, container_id: str = "") -> ExecRec:
         """Create an executor actor and configure it; it has ``executor_registration_timeout``
         seconds to subscribe."""
@@ -215,7 +252,8 @@ class AgentCore(Core):
                 container_id += "-" + self.ctag   # unique across this agent's restarts
         addr = self.spawn(actor_class)
         text = self.address_text(addr)
-        rec = ExecRec(fid, info, addr, text, container_id, default=actor_class == DEFAULT_EXECUTOR)
+        rec = ExecRec(fid, info, addr, text, container_id, default=actor_class == DEFAULT_EXECUTOR,
+                      agent_id=self.agent_id)
         self.executors[(fid, info.executor_id)] = rec
         self.exec_by_addr[text] = (fid, info.executor_id)
         settings = dict(self.executor_settings)
@@ -242,8 +280,13 @@ class AgentCore(Core):
             "resources": self.info.resources.to_dict(),
             "executors": [
                 {"framework_id": fid, "executor_id": eid, "container_id": e.container_id,
-                 "tasks": {t: str(e.states[t]) for t in sorted(e.tasks)}}
+                 "directory": self.directory(e), "tasks": {t: str(e.states[t]) for t in sorted(e.tasks)}}
                 for (fid, eid), e in sorted(self.executors.items())
+            ],
+            "completed_executors": [
+                {"framework_id": c.framework_id, "executor_id": c.executor_id, "container_id": c.container_id,
+                 "directory": self.directory(c), "tasks": {t: str(s) for t, s in c.tasks}}
+                for c in self.completed_executors
             ],
             "pending_updates": sum(len(s.pending) for s in self.streams.values()),
             "gpus": self.gpus.view(),

@@ -28,6 +28,7 @@ from typing import Any
 
 from thespian.actors import ActorAddress
 
+from actors.agent import paths
 from actors.base import KernelActor, handles
 from actors.config import ConfigError, setting
 from actors.ports import ContainerError, ContainerExit, Containerizer
@@ -124,8 +125,10 @@ class Executor(KernelActor):
             self.stats["resubscribed"] += 1
 
     def sandbox(self, container_id: str) -> str:
-        return (f"{self.work_dir}/frameworks/{self.framework_id}/executors/{self.executor_id}"
-                f"/runs/{container_id}")
+        """The sandbox of one of this executor's containers (see :mod:`actors.agent.paths`)."""
+        run = paths.executor_run(self.work_dir, self.agent_id, self.framework_id, self.executor_id,
+                                 self.container_id)
+        return paths.sandbox(run, self.container_id, container_id)
 
     # ------------------------------------------------------------------ updates
 

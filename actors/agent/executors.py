@@ -190,6 +190,8 @@ def exited(agent: AgentCore, child: Any) -> None:
             abnormal = True
             fail_task(agent, rec, tid, Reason.REASON_EXECUTOR_TERMINATED,
                       "the executor terminated before its task")
+    agent.file_completed(rec.framework_id, rec.info.executor_id, rec.container_id, rec.agent_id,
+                         tuple((t, rec.states[t]) for t in rec.tasks))
     master = agent.masters.master
     if agent.registered and master is not None and (abnormal or not rec.info.resources.is_empty()):
         agent.send(master, M.ExitedExecutor(agent.agent_id, rec.framework_id, rec.info.executor_id,

@@ -64,6 +64,7 @@ def run_task(agent: AgentCore, m: M.RunTask, sender: Any) -> None:
     rec.gpus = gpus
     agent.task_index.add((fid, task.task_id))
     recovery.save_executor(agent, rec)
+    agent.task_line(task.task_id, fid, agent.agent_id, "launching", executor_id=rec.info.executor_id)
     agent.send(rec.address, M.ExecLaunch(as_user(task, m.framework.user), gpus))
 
 
@@ -141,6 +142,7 @@ def run_task_group(agent: AgentCore, m: M.RunTaskGroup, sender: Any) -> None:
         rec.states[task.task_id] = TS.TASK_STAGING
         rec.groups[task.task_id] = group
         agent.task_index.add((fid, task.task_id))
+        agent.task_line(task.task_id, fid, agent.agent_id, "launching", executor_id=rec.info.executor_id)
     rec.gpus = rec.gpus + gpus
     recovery.save_executor(agent, rec)
     agent.send(rec.address, M.ExecLaunchGroup(m.executor, tuple(as_user(t, m.framework.user)

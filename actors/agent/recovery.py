@@ -91,6 +91,8 @@ def restore(agent: AgentCore) -> None:
             recovered.append(M.RecoveredTask(task, task_container(ck, task), group, state))
         if all(r.state.terminal for r in recovered):
             store.delete(f"ex/{fid}/{ck.info.executor_id}")
+            agent.file_completed(fid, ck.info.executor_id, ck.container_id, agent.agent_id,
+                                 tuple((r.task.task_id, r.state) for r in recovered))
             continue
         rec = agent.start_executor(fid, ck.info, DEFAULT_EXECUTOR if ck.default else COMMAND_EXECUTOR,
                                    ck.container_id)

@@ -79,6 +79,10 @@ def agent_update(agent: AgentCore, fid: str, status: M.TaskStatus) -> None:
 
 
 def enqueue(agent: AgentCore, fid: str, status: M.TaskStatus, task: M.TaskInfo | None = None) -> None:
+    """Every update the agent takes in charge comes here, its executor's or its own: one
+    line in the log, then the task's stream."""
+    agent.task_line(status.task_id, fid, agent.agent_id, status.state, status.reason, status.message,
+                    status.executor_id)
     key = (fid, status.task_id)
     stream = agent.streams.get(key)
     if stream is None:

@@ -26,13 +26,9 @@ ENDED_STATES = (TaskState.TASK_FINISHED, TaskState.TASK_FAILED, TaskState.TASK_K
 ENDPOINTS = ("state", "flags", "health", "containers", "statistics", "metrics")
 
 
-def directory(agent: AgentCore, rec: ExecRec) -> str:
-    """The executor's sandbox (as the executor's containerizer makes it)."""
-    d = getattr(rec, "directory", "")
-    if d:
-        return str(d)
-    return (f"{agent.work_dir}/frameworks/{rec.framework_id}"
-            f"/executors/{rec.info.executor_id}/runs/{rec.container_id}")
+def directory(agent: AgentCore, rec: Any) -> str:
+    """The executor's sandbox (its run directory: :mod:`actors.agent.paths`)."""
+    return agent.directory(rec)
 
 
 def _task(agent: AgentCore, rec: ExecRec, tid: str) -> dict[str, Any]:
@@ -54,6 +50,13 @@ def _executor(agent: AgentCore, rec: ExecRec) -> dict[str, Any]:
     }
 
 
+def _completed(agent: AgentCore, c: Any) -> dict[str, Any]:
+    return {"id": c.executor_id, "framework_id": c.framework_id, "container": c.container_id,
+            "directory": directory(agent, c),
+            "completed_tasks": [{"id": tid, "framework_id": c.framework_id, "executor_id": c.executor_id,
+                                 "slave_id": c.agent_id, "state": st.name} for tid, st in c.tasks]}
+
+
 def state(agent: AgentCore, now: float) -> dict[str, Any]:
     """Mesos' agent ``/state``."""
     by_fw: dict[str, list[ExecRec]] = {}
@@ -66,7 +69,8 @@ def state(agent: AgentCore, now: float) -> dict[str, Any]:
             "id": fid, "name": info.name if info else "", "user": info.user if info else "",
             "role": info.roles[0] if info and info.roles else "*", "roles": list(info.roles) if info else [],
             "executors": [_executor(agent, r) for r in by_fw.get(fid, [])],
-            "completed_executors": [e for e in getattr(agent, "completed_executors", ()) if e["framework_id"] == fid],
+            "completed_executors": [_completed(agent, c) for c in agent.completed_executors
+                                    if c.framework_id == fid],
         })
     master = agent.masters.master
     return {

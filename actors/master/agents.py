@@ -200,8 +200,9 @@ def reregister(master: MasterCore, m: M.ReregisterAgent, sender: Any) -> None:
             # The framework was told the task was unreachable (or lost): it is back.
             # (After a master failover the framework reconciles; the agent resends
             # its own unacknowledged updates.)
-            master.send_update(fw, master.master_status(
-                t, at.state, Reason.REASON_AGENT_REREGISTERED, f"agent {agent_id} re-registered"))
+            why = f"agent {agent_id} re-registered"
+            master.task_line(tid, fid, agent_id, at.state, Reason.REASON_AGENT_REREGISTERED, why, t.executor_id)
+            master.send_update(fw, master.master_status(t, at.state, Reason.REASON_AGENT_REREGISTERED, why))
     allocated: list[M.Allocation] = []
     role_sums: dict[str, Resources] = {}
     held_count: dict[str, int] = {}
@@ -226,8 +227,9 @@ def reregister(master: MasterCore, m: M.ReregisterAgent, sender: Any) -> None:
         t = tasks.reached(fw, tid) if fw is not None else None
         if fw is not None and t is not None:
             master.tasks.set_state(t, TS.TASK_GONE)
-            master.send_update(fw, master.master_status(t, TS.TASK_GONE, Reason.REASON_AGENT_REREGISTERED,
-                                                        f"agent {agent_id} re-registered without the task"))
+            why = f"agent {agent_id} re-registered without the task"
+            master.task_line(tid, fid, agent_id, TS.TASK_GONE, Reason.REASON_AGENT_REREGISTERED, why, t.executor_id)
+            master.send_update(fw, master.master_status(t, TS.TASK_GONE, Reason.REASON_AGENT_REREGISTERED, why))
             tasks.complete(fw, t)
     master.send(sender, M.AgentReregistered(agent_id, master.master_id, master.ping_interval))
     if master.removed_frameworks:
@@ -275,8 +277,9 @@ def _drop_missing(master: MasterCore, rec: AgentRec, reported: set[tuple[str, st
             continue
         master.release(rec, t, now, recover=True)
         master.tasks.set_state(t, TS.TASK_DROPPED)
-        master.send_update(fw, master.master_status(t, TS.TASK_DROPPED, Reason.REASON_AGENT_RESTARTED,
-                                                    f"agent {rec.id} restarted without the task"))
+        why = f"agent {rec.id} restarted without the task"
+        master.task_line(t.task_id, fw.id, rec.id, TS.TASK_DROPPED, Reason.REASON_AGENT_RESTARTED, why, t.executor_id)
+        master.send_update(fw, master.master_status(t, TS.TASK_DROPPED, Reason.REASON_AGENT_RESTARTED, why))
         master.tasks.finish(fw, rec, t)
 
 
@@ -345,12 +348,14 @@ def mark_unreachable(master: MasterCore, rec: AgentRec, why: str, gone: Reason |
             continue
         if gone is not None:
             master.tasks.set_state(t, TS.TASK_GONE)
+            master.task_line(t.task_id, fid, rec.id, TS.TASK_GONE, gone, why, t.executor_id)
             master.send_update(fw, master.master_status(t, TS.TASK_GONE, gone, why))
             tasks.complete(fw, t)
             continue
         tasks.cut_off(fw, rec, t)
         state = TS.TASK_UNREACHABLE if fw.partition_aware else TS.TASK_LOST
         master.tasks.set_state(t, state)
+        master.task_line(t.task_id, fid, rec.id, state, Reason.REASON_AGENT_REMOVED, why, t.executor_id)
         master.send_update(fw, master.master_status(t, state, Reason.REASON_AGENT_REMOVED, why))
     for ex in rec.executors.values():
         master.uncharge(rec, ex.role, ex.resources)
@@ -371,6 +376,7 @@ def remove(master: MasterCore, rec: AgentRec, reason: Reason, why: str) -> None:
         t = master.tasks.reached(fw, tid) if fw is not None else None
         if fw is not None and t is not None:
             master.tasks.set_state(t, TS.TASK_GONE)
+            master.task_line(tid, fid, rec.id, TS.TASK_GONE, reason, why, t.executor_id)
             master.send_update(fw, master.master_status(t, TS.TASK_GONE, reason, why))
             master.tasks.complete(fw, t)
     rec.lost_tasks.clear()

@@ -211,6 +211,8 @@ def remove(master: MasterCore, fw: FrameworkRec, why: str) -> None:
     for t in ended:
         if not t.state.terminal:
             tasks.set_state(t, TS.TASK_KILLED)
+            master.task_line(t.task_id, fw.id, t.agent_id, TS.TASK_KILLED, None, "its framework was removed",
+                             t.executor_id)
     tasks.clear_framework(fw)
     for t in ended:
         tasks.complete(fw, t)

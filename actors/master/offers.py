@@ -137,6 +137,7 @@ def _drop_operations(master: MasterCore, fw: FrameworkRec, ops: Iterable[M.Opera
         tasks = op.task_infos if isinstance(op, M.Launch) else op.task_group
         for task in tasks:
             master.counters["tasks_refused"] += 1
+            master.task_line(task.task_id, fw.id, task.agent_id, state, reason, why)
             master.send_update(fw, M.TaskStatus(task.task_id, state, Source.SOURCE_MASTER, reason,
                                                 why, task.agent_id, "", master.now))
 
@@ -155,11 +156,12 @@ def _launch_task(master: MasterCore, fw: FrameworkRec, agent: AgentRec, role: st
         problem = (f"task {task.task_id} asks for {res} but only {available} "
                    f"is left of the offers")
     if problem is not None:
-        _refuse_task(master, fw, task, reason, problem)
+        _refuse_task(master, fw, task, reason, problem, agent.id)
         return available
     task = _with_agent(task, agent.id, res)
     t = TaskRec(fw.id, task, agent.id, task.task_id, role, res)
     _add_task(master, fw, agent, t)
+    master.task_line(task.task_id, fw.id, agent.id, "launching")
     master.send(agent.address, M.RunTask(fw.info, task))
     return available - res
 
@@ -196,7 +198,7 @@ def _launch_group(master: MasterCore, fw: FrameworkRec, agent: AgentRec, role: s
         problem = f"the task group asks for {need} but only {available} is left of the offers"
     if problem is not None:
         for task in op.task_group:
-            _refuse_task(master, fw, task, reason, problem)
+            _refuse_task(master, fw, task, reason, problem, agent.id)
         return available
     ex = M.ExecutorInfo(ex.executor_id, fw.id, ex.type, ex_res, ex.name)
     if existing is None:
@@ -210,13 +212,16 @@ def _launch_group(master: MasterCore, fw: FrameworkRec, agent: AgentRec, role: s
         task = _with_agent(task, agent.id, res, ex)
         t = TaskRec(fw.id, task, agent.id, ex.executor_id, role, res)
         _add_task(master, fw, agent, t, ex_rec)
+        master.task_line(task.task_id, fw.id, agent.id, "launching", executor_id=ex.executor_id)
         group.append(task)
     master.send(agent.address, M.RunTaskGroup(fw.info, ex, tuple(group)))
     return available - need
 
 
-def _refuse_task(master: MasterCore, fw: FrameworkRec, task: M.TaskInfo, reason: Reason, why: str) -> None:
+def _refuse_task(master: MasterCore, fw: FrameworkRec, task: M.TaskInfo, reason: Reason, why: str,
+                 agent_id: str) -> None:
     master.counters["tasks_refused"] += 1
+    master.task_line(task.task_id, fw.id, agent_id, TS.TASK_ERROR, reason, why)
     master.send_update(fw, M.TaskStatus(task.task_id, TS.TASK_ERROR, Source.SOURCE_MASTER, reason,
                                         why, task.agent_id, "", master.now))
 

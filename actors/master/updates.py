@@ -39,6 +39,9 @@ def status_update(master: MasterCore, m: M.StatusUpdate, sender: Any) -> None:
             master.release(agent, t, now, recover=True)
         elif latest == TS.TASK_RUNNING and not t.running:
             master.count_used(t, t.resources, now)
+    if status.state != t.state:
+        master.task_line(status.task_id, fw.id, agent.id, status.state, status.reason, status.message,
+                         t.executor_id)
     master.tasks.set_state(t, status.state)
     t.status = status
     master.send_update(fw, status)

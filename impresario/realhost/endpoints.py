@@ -352,9 +352,8 @@ def serve_agent(door: Door, system: Any, agent: Any, auth: Any, principal: str, 
     """Serve an agent's endpoints at ``door`` (bound already): its views, and its sandboxes
     (under their real paths, as its ``/state`` names them) and log under ``/files``."""
     files = Files()
-    for sub in ("slaves", "frameworks"):
-        root = os.path.realpath(os.path.join(work_dir, sub))
-        files.attach(root, root)
+    root = os.path.realpath(os.path.join(work_dir, "slaves"))   # every sandbox (actors.agent.paths)
+    files.attach(root, root)
     if log_path:
         files.attach("/slave/log", log_path)
     readers = reader_pool(system, auth, principal)

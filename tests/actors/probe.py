@@ -7,6 +7,7 @@ back through ``Query("events")``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from actors.frameworks.base import Framework
@@ -56,10 +57,14 @@ class ProbeFramework(Framework):
     def _task(self, spec: dict[str, Any], agent_id: str) -> M.TaskInfo:
         res = Resources.of(cpus=spec.get("cpus", 0.1), mem=spec.get("mem", 32), gpus=spec.get("gpus", 0),
                            role=spec.get("role", "*"))
-        return make_task(spec["task_id"], agent_id, res, command=spec.get("command"),
+        task = make_task(spec["task_id"], agent_id, res, command=spec.get("command"),
                          duration=spec.get("duration"), exit_code=spec.get("exit_code"),
                          labels=tuple(tuple(kv) for kv in spec.get("labels", {}).items()),
                          kill_grace_seconds=spec.get("grace"), user=spec.get("user", ""))
+        if spec.get("env") and task.command is not None:
+            task = dataclasses.replace(task, command=dataclasses.replace(
+                task.command, environment=tuple(sorted(spec["env"].items()))))
+        return task
 
     def query(self, what: str, args: dict[str, Any]) -> Any:
         if what == "events":

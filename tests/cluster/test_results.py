@@ -218,6 +218,24 @@ def test_sampling_does_not_change_the_run():
     assert len(a.timeseries) > 20 and len(b.timeseries) == 2   # the start and the end
 
 
+def test_the_task_log_is_in_sim_log_only_where_the_scenario_asks_and_changes_nothing(done_run, tmp_path):
+    """The master's and agents' line per task launch and state change would be millions in a
+    large scenario: off by default, on with ``[sim].task_log``; the run is the same."""
+    with open(done_run.files["log"]) as f:
+        quiet = f.read()
+    assert "impresario.agent: agent agent-0 registered" in quiet and ".tasks:" not in quiet
+    res = api.run(QUICKSTART, {**SMALL, "sim.task_log": True}, out=str(tmp_path), plots=False)
+    assert res.summary["digest"] == done_run.summary["digest"]
+    with open(res.files["log"]) as f:
+        lines = f.read().splitlines()
+    finished = res.summary["tasks_finished"]
+    for who in ("master", "agent"):
+        mine = [line for line in lines if line.startswith(f"INFO impresario.{who}.tasks: task ")]
+        assert sum(line.endswith(": launching") for line in mine) == finished
+        assert sum(": TASK_FINISHED: Command exited with status 0" in line for line in mine) == finished
+        assert sum(": TASK_RUNNING" in line for line in mine) == finished
+
+
 # --------------------------------------------------------------------------- plots
 
 

@@ -138,6 +138,16 @@ def runners(tmp_path, cgroups_root):
 
 
 @pytest.fixture
+def real():
+    """A real one-agent cluster with the default isolation."""
+    from tests.harness import RealHarness
+
+    h = RealHarness(agents=1, resources="cpus:2;mem:1024;disk:1024")
+    yield h
+    h.stop()
+
+
+@pytest.fixture
 def isolated_cluster(cgroups_root):
     """A real one-agent cluster whose agent isolates with the given list."""
     from tests.harness import RealHarness

@@ -159,7 +159,12 @@ def test_a_container_that_ended_or_whose_pid_was_reused_is_reported_ended(tmp_pa
         try:
             assert new.recover("g1.1", _task("q", "true"), str(tmp_path / "sb" / "g1.1"))
             assert new.recover("g1.2", _task("s", "sleep 600"), str(tmp_path / "sb" / "g1.2"))
-            exits = {e.container_id: e.status for e in new.reap()}
+            exits: dict[str, int | None] = {}
+
+            def both():   # (an exit is reported once the container's logger has ended too)
+                exits.update((e.container_id, e.status) for e in new.reap())
+                return len(exits) == 2
+            wait_for(both, 30, interval=0.05, what="both exits")
             # The quick one's gate recorded its status; the other's pid names a stranger: unknown.
             assert exits == {"g1.1": 0, "g1.2": None}
             if not any(n.startswith("cgroups/") for n in _isolation(cgroups_root)["isolation"]):

@@ -12,13 +12,6 @@ from tests.integration.conftest import gone as _gone
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def real():
-    h = RealHarness(agents=1, resources="cpus:2;mem:1024;disk:1024")
-    yield h
-    h.stop()
-
-
 def test_a_task_runs_in_its_own_session_and_kill_ends_its_whole_group(real):
     fw = real.probe()
     o = real.wait_offers(fw)[0]

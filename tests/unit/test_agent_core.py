@@ -3,6 +3,7 @@ no actor system, no executors (a spawn port that only names them)."""
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
@@ -336,3 +337,64 @@ def test_usage_samples_are_batched_into_one_report_per_interval():
 def fire_if_pending(c: AgentCore, name: str, now: float) -> list[Any]:
     token = c.timer_token(name)
     return [] if token is None else c.fire(name, token, now)
+
+
+# ---------------------------------------------------------------------- sandboxes and the log
+
+
+def test_each_executor_shows_its_run_directory_and_completed_ones_are_kept_to_a_bound():
+    c = core(work_dir="/w", max_completed_executors=2)
+    registered(c)
+    for i, tid in enumerate(("t1", "t2", "t3")):
+        launched(c, tid, now=2.0 + i)
+    cids = {e["executor_id"]: e["container_id"] for e in c.state()["executors"]}
+    assert [e["directory"] for e in c.state()["executors"]] == [
+        f"/w/slaves/a1/frameworks/f1/executors/{t}/runs/{cids[t]}" for t in ("t1", "t2", "t3")]
+    assert c.state()["completed_executors"] == []
+    for i, tid in enumerate(("t1", "t2", "t3")):
+        running(c, tid, now=6.0 + i, executor=f"{ME}/{i + 1}")
+        c.handle(M.ExecUpdate(status(tid, TS.TASK_FINISHED, f"{tid}-end", 9.0)), f"{ME}/{i + 1}", 9.0)
+        c.call(executors.exited, 10.0 + i, f"{ME}/{i + 1}")
+    # the newest two, oldest first, with their directories and their tasks' last states
+    assert c.state()["executors"] == [] and c.state()["completed_executors"] == [
+        {"framework_id": "f1", "executor_id": t, "container_id": cids[t], "tasks": {t: "TASK_FINISHED"},
+         "directory": f"/w/slaves/a1/frameworks/f1/executors/{t}/runs/{cids[t]}"} for t in ("t2", "t3")]
+    with pytest.raises(ConfigError, match="max_completed_executors"):
+        core(max_completed_executors=-1)
+
+
+def test_a_restored_agent_counts_the_executors_that_ended_before_among_the_completed():
+    store = MemoryStore()
+    first = core(store, work_dir="/w")
+    registered(first)
+    launched(first)
+    running(first)
+    first.handle(M.ExecUpdate(status("t1", TS.TASK_FAILED, "u2", 4.0)), f"{ME}/1", 4.0)
+    cid = first.executors[("f1", "t1")].container_id
+    again = core(store, work_dir="/w")
+    again.call(registration.start, 50.0)
+    assert again.executors == {}
+    assert again.state()["completed_executors"] == [
+        {"framework_id": "f1", "executor_id": "t1", "container_id": cid, "tasks": {"t1": "TASK_FAILED"},
+         "directory": f"/w/slaves/a1/frameworks/f1/executors/t1/runs/{cid}"}]
+
+
+def test_every_launch_and_state_change_is_one_line_of_the_agents_task_log(caplog):
+    c = core()
+    registered(c)
+    with caplog.at_level(logging.INFO, logger="impresario.agent.tasks"):
+        launched(c)
+        running(c)
+        failed = M.TaskStatus("t1", TS.TASK_FAILED, Source.SOURCE_EXECUTOR, Reason.REASON_COMMAND_EXECUTOR_FAILED,
+                              "Command exited with status 3", "a1", "t1", 4.0, "u2")
+        c.handle(M.ExecUpdate(failed), f"{ME}/1", 4.0)
+        c.handle(M.ExecUpdate(failed), f"{ME}/1", 4.5)     # the same update again: no new line
+        c.handle(M.KillTask("f1", "ghost"), MASTER, 5.0)    # the agent's own update
+    assert [(r.name, r.levelname, r.getMessage()) for r in caplog.records if r.name.endswith(".tasks")] == [
+        ("impresario.agent.tasks", "INFO", "task t1 of framework f1 on agent a1: launching"),
+        ("impresario.agent.tasks", "INFO", "task t1 of framework f1 on agent a1: TASK_RUNNING"),
+        ("impresario.agent.tasks", "INFO", "task t1 of framework f1 on agent a1: TASK_FAILED "
+                                           "(REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 3"),
+        ("impresario.agent.tasks", "INFO", "task ghost of framework f1 on agent a1: TASK_LOST "
+                                           "(REASON_TASK_UNKNOWN): the agent has no such task"),
+    ]

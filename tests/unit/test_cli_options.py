@@ -41,3 +41,17 @@ def test_the_masters_timing_options():
                       ("--max-agent-ping-timeouts", "0"), ("--agent-reregister-timeout", "soon")]:
         with pytest.raises(SystemExit):
             parse("master", flag, bad)
+
+
+def test_the_container_logger_options_reach_the_containerizer_and_bad_ones_are_usage_errors(capsys):
+    from impresario.cli import _containerizer
+
+    args = parse("agent", "--master", "a:1", "--isolation", "posix", "--max-stdout-size", "1MiB",
+                 "--max-stderr-size", "8192", "--logrotate-count", "2")
+    opts = _containerizer(args)
+    assert (opts["max_stdout_size"], opts["max_stderr_size"], opts["logrotate_count"]) == (2**20, 8192, 2)
+    assert "max_stdout_size" not in _containerizer(parse("agent", "--master", "a:1", "--isolation", "posix"))
+    for flag, bad in [("--max-stdout-size", "12"), ("--max-stderr-size", "lots"), ("--logrotate-count", "-1")]:
+        with pytest.raises(SystemExit):
+            parse("agent", "--master", "a:1", flag, bad)
+        assert flag in capsys.readouterr().err

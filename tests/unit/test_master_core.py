@@ -3,6 +3,7 @@ no actor system, no codec on the way."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -317,3 +318,37 @@ def test_recovered_resources_go_back_once_per_message_and_before_any_later_alloc
     assert [type(m) for m in to_allocator] == [M.AllocRecover, M.AllocRemoveFramework]
     assert sorted(r.resources.millis("cpus") for r in to_allocator[0].items) == [1000, 1000]
     assert not c.recover_buffer
+
+
+# ---------------------------------------------------------------------- the task log
+
+
+def test_every_launch_and_state_change_is_one_line_of_the_masters_task_log(caplog):
+    c = core()
+    c.start(0.0)
+    agent_id = registered(c)
+    fid = subscribed(c)
+    with caplog.at_level(logging.INFO, logger="impresario.master.tasks"):
+        launched(c, fid, agent_id, ("t1", "t2"))
+        offer = offered(c, fid, agent_id, now=4.5, cpus=1, mem=1024)
+        c.handle(M.Accept(fid, (offer.offer_id,), (M.Launch((task("big", cpus=8),)),)), SCHED, 4.6)
+        status(c, fid, agent_id, "t1", TS.TASK_RUNNING, "u1", 5.0)
+        status(c, fid, agent_id, "t1", TS.TASK_RUNNING, "u1", 15.0)     # resent: the state did not change
+        s = M.TaskStatus("t1", TS.TASK_FAILED, M.Source.SOURCE_EXECUTOR, Reason.REASON_COMMAND_EXECUTOR_FAILED,
+                         "Command exited with status 3", agent_id, "t1", 16.0, "u2")
+        c.handle(M.StatusUpdate(fid, s), AGENT, 16.0)
+        now = 16.0
+        while (fid, "t2") in c.agents[agent_id].tasks and now < 200:   # t2's agent is cut off
+            now += 15.0
+            c.fire("ping", c.timer_token("ping"), now)
+    line = f"task %s of framework {fid} on agent {agent_id}: %s"
+    assert [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "impresario.master.tasks"] == [
+        ("INFO", m) for m in [
+        line % ("t1", "launching"),
+        line % ("t2", "launching"),
+        f"task big of framework {fid} on agent {agent_id}: TASK_ERROR (REASON_TASK_INVALID): task big asks for "
+        "cpus:8;mem:128{web} but only cpus:1;mem:1024{web} is left of the offers",
+        line % ("t1", "TASK_RUNNING"),
+        line % ("t1", "TASK_FAILED (REASON_COMMAND_EXECUTOR_FAILED): Command exited with status 3"),
+        line % ("t2", f"TASK_LOST (REASON_AGENT_REMOVED): agent {agent_id} missed 5 pings"),
+    ]]
