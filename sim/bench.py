@@ -366,7 +366,7 @@ def bench_scenario(scenario: str, overrides: dict[str, Any] | None = None,
 # --------------------------------------------------------------------------- operator views at scale
 
 
-class _Names(Addresses):
+class Names(Addresses):
     """Addresses that are their own text (a core fed messages by hand names its peers so)."""
 
     def format(self, addr: Any) -> str:
@@ -386,7 +386,7 @@ def busy_master(agents: int, tasks: int, frameworks: int = 10, running: bool = T
     from actors.protocol.messages import Source, TaskState
     from actors.protocol.resources import Resources
 
-    c = MasterCore({"master_id": "m", "allocator": "allocator"}, _Names())
+    c = MasterCore({"master_id": "m", "allocator": "allocator"}, Names())
     c.start(0.0)
     c.take()
     per_agent = -(-tasks // agents)
